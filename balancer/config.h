@@ -1,0 +1,113 @@
+// The ringlb configuration: one TOML file (see conf/internal-vip.toml for a documented
+// example). loadConfig() parses and validates it completely before anything uses it, so a
+// bad file never half-applies; every error names file:line:column, what is wrong and what
+// was expected.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ringlb::balancer {
+
+using Millis = std::chrono::milliseconds;
+
+enum class LogLevel : uint8_t { Trace, Debug, Info, Warn, Error, Off };
+enum class ListenerMode : uint8_t { Passthrough };  // Terminate comes with the termination issue
+// What to do with a connection that has no SNI / is not TLS / matches no route.
+enum class MissAction : uint8_t { Default, Close, Alert };
+enum class Algorithm : uint8_t { RoundRobin, LeastConn, PowerOfTwo, Maglev };
+enum class HashKey : uint8_t { Sni, ClientIp, SniAndClientIp };
+enum class ProxyProtocol : uint8_t { None, V2 };
+enum class RelayKind : uint8_t { Auto, Buffers, Splice };
+
+// A parsed address: "127.0.0.1:443", "[::1]:443", "unix:/run/x.sock" (see core/socket.h).
+struct AddressSpec {
+  std::string text;  // as written, for logs
+  std::string where; // "file:line:col" of the value, for late errors (e.g. bind failure)
+};
+
+struct GlobalConfig {
+  unsigned workers = 0;                 // 0 = one per online CPU
+  uint32_t max_connections = 100000;    // across all listeners and workers
+  LogLevel log_level = LogLevel::Info;
+  std::string log_file;                 // empty = stderr
+  bool access_log = true;
+  std::string access_log_file;          // empty = same sink as the main log
+  Millis drain_timeout{10000};          // on SIGTERM/SIGINT: how long live connections may finish
+  RelayKind relay = RelayKind::Auto;    // Auto = the relay the benchmarks found faster
+  uint32_t buffer_size = 16 * 1024;     // provided-buffer size for the recv/send relay
+  uint32_t buffers_per_worker = 4096;   // provided buffers per worker ring (power of two)
+  uint32_t max_queued_per_direction = 4;// buffers queued before a direction stops reading
+};
+
+struct RouteConfig {
+  std::string sni;    // "" = any; "api.example.org" exact; "*.example.org" one extra label
+  std::string alpn;   // "" = any; else the client must offer this protocol
+  std::string pool;
+  std::string where;
+};
+
+struct ListenerConfig {
+  std::string name;
+  std::vector<AddressSpec> bind;
+  ListenerMode mode = ListenerMode::Passthrough;
+  uint32_t max_connections = 0;         // 0 = only the global limit
+  uint32_t backlog = 4096;
+  Millis client_hello_timeout{5000};    // from accept; never reset by trickling bytes
+  uint32_t client_hello_max = 16 * 1024;
+  std::vector<RouteConfig> routes;
+  std::string default_pool;             // "" = none
+  MissAction on_no_sni = MissAction::Default;
+  MissAction on_not_tls = MissAction::Close;
+  MissAction on_no_match = MissAction::Alert;
+  std::string where;
+};
+
+struct BackendConfig {
+  std::string name;
+  AddressSpec address;
+  uint32_t weight = 1;                  // 0 = never chosen (but kept, e.g. for affinity)
+  std::string where;
+};
+
+struct PoolConfig {
+  std::string name;
+  Algorithm algorithm = Algorithm::RoundRobin;
+  HashKey hash_key = HashKey::Sni;      // for Maglev
+  uint32_t maglev_table_size = 65537;   // prime
+  Millis connect_timeout{3000};
+  uint32_t retries = 2;                 // extra backends tried after a refused/timed-out connect
+  Millis idle_timeout{300000};
+  ProxyProtocol proxy_protocol = ProxyProtocol::None;
+  bool affinity = true;                 // TLS 1.2 session ID / ticket -> backend
+  uint32_t affinity_max_entries = 100000;
+  Millis affinity_ttl{300000};
+  std::vector<BackendConfig> backends;
+  std::string where;
+};
+
+struct Config {
+  std::string path;
+  GlobalConfig global;
+  std::vector<ListenerConfig> listeners;
+  std::vector<PoolConfig> pools;
+
+  const PoolConfig* findPool(std::string_view name) const;
+};
+
+// Parses and validates `path`. On failure returns std::nullopt and fills `errors` with one
+// line per problem, each "file:line:col: what is wrong; expected what" (all problems found,
+// not only the first). Semantic checks include: unknown keys (typos), wrong types, bad
+// durations ("250ms", "5s", "2m", "1h"), addresses that do not parse, duplicate names,
+// routes and default_pool naming unknown pools, pools without backends, invalid wildcard
+// patterns, listeners without bind addresses, maglev_table_size not prime.
+std::optional<Config> loadConfig(const std::string& path, std::vector<std::string>& errors);
+
+// Same, from text (for tests); `path` is used in error locations only.
+std::optional<Config> parseConfig(std::string_view text, const std::string& path,
+                                  std::vector<std::string>& errors);
+
+}  // namespace ringlb::balancer
