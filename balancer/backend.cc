@@ -1,1 +1,62 @@
-// placeholder
+#include "balancer/backend.h"
+
+#include <cassert>
+
+#include "balancer/affinity_table.h"
+#include "balancer/maglev.h"
+
+namespace ringlb::balancer {
+
+// Defined here, where MaglevTable and AffinityTable are complete types.
+Pool::Pool() = default;
+Pool::~Pool() = default;
+Pool::Pool(Pool&&) noexcept = default;
+Pool& Pool::operator=(Pool&&) noexcept = default;
+
+namespace {
+
+std::unique_ptr<Backend> makeBackend(const BackendConfig& config, uint32_t index) {
+  auto backend = std::make_unique<Backend>();
+  backend->name = config.name;
+  backend->weight = config.weight;
+  backend->index = index;
+  auto address = core::SocketAddress::parse(config.address.text);
+  // loadConfig() rejected addresses that do not parse; a hand-built Config that skips it
+  // gets an empty address (connects fail and count as connect_failures) rather than a crash.
+  assert(address.has_value() && "backend address must be validated by loadConfig()");
+  if (address) backend->address = *address;
+  return backend;
+}
+
+}  // namespace
+
+std::vector<Pool> buildPools(const Config& config) {
+  std::vector<Pool> pools;
+  pools.reserve(config.pools.size());
+  for (size_t p = 0; p < config.pools.size(); ++p) {
+    const PoolConfig& pool_config = config.pools[p];
+    Pool pool;
+    pool.config = &pool_config;
+    pool.name = pool_config.name;
+    pool.index = static_cast<uint32_t>(p);
+    pool.backends.reserve(pool_config.backends.size());
+    for (size_t b = 0; b < pool_config.backends.size(); ++b) {
+      pool.backends.push_back(makeBackend(pool_config.backends[b], static_cast<uint32_t>(b)));
+    }
+    if (pool_config.algorithm == Algorithm::Maglev) {
+      // Table entry i is backend index i: the Maglev input keeps the pool's order.
+      std::vector<MaglevBackend> inputs;
+      inputs.reserve(pool.backends.size());
+      for (const auto& backend : pool.backends) inputs.push_back({backend->name, backend->weight});
+      pool.maglev = std::make_unique<MaglevTable>(inputs, pool_config.maglev_table_size);
+    }
+    if (pool_config.affinity) {
+      pool.affinity = std::make_unique<AffinityTable>(pool_config.affinity_max_entries,
+                                                      pool_config.affinity_ttl);
+    }
+    pools.push_back(std::move(pool));
+  }
+  return pools;
+}
+
+}  // namespace ringlb::balancer
