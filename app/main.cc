@@ -1,1 +1,264 @@
-int main() { return 0; }
+// ringlb: command line, start-up and shutdown.
+//
+//   ringlb [run] -c FILE [--ready-file PATH] [--workers N]
+//   ringlb check -c FILE
+//   ringlb version
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "balancer/config.h"
+#include "balancer/runtime.h"
+#include "balancer/worker.h"
+#include "core/features.h"
+#include "core/log.h"
+#include "core/socket.h"
+
+namespace {
+
+using namespace ringlb;
+
+struct Args {
+  std::string command = "run";
+  std::string config;
+  std::string ready_file;
+  int workers = -1;
+};
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: ringlb [run] -c FILE [--ready-file PATH] [--workers N]\n"
+               "       ringlb check -c FILE\n"
+               "       ringlb version\n"
+               "  run         serve the configuration until SIGTERM/SIGINT (drains live connections)\n"
+               "  check       validate FILE and print every problem as file:line:col\n"
+               "  --ready-file  once listening, write \"listener NAME ADDRESS\" lines there (for tests)\n");
+}
+
+bool parseArgs(int argc, char** argv, Args& args) {
+  int i = 1;
+  if (i < argc && argv[i][0] != '-') args.command = argv[i++];
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) return false;
+      out = argv[++i];
+      return true;
+    };
+    if ((a == "-c" || a == "--config") && value(args.config)) continue;
+    if (a == "--ready-file" && value(args.ready_file)) continue;
+    std::string n;
+    if (a == "--workers" && value(n)) {
+      args.workers = std::atoi(n.c_str());
+      continue;
+    }
+    if (a == "-h" || a == "--help") {
+      usage(stdout);
+      std::exit(0);
+    }
+    std::fprintf(stderr, "ringlb: unknown or incomplete argument \"%s\"\n", a.c_str());
+    return false;
+  }
+  if (args.command != "version" && args.config.empty()) {
+    std::fprintf(stderr, "ringlb: -c FILE is required\n");
+    return false;
+  }
+  return true;
+}
+
+std::optional<balancer::Config> load(const std::string& path) {
+  std::vector<std::string> errors;
+  auto config = balancer::loadConfig(path, errors);
+  for (const std::string& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+  return config;
+}
+
+int check(const Args& args) {
+  auto config = load(args.config);
+  if (!config) return 1;
+  size_t backends = 0;
+  for (const auto& p : config->pools) backends += p.backends.size();
+  std::printf("%s: OK (%zu listeners, %zu pools, %zu backends)\n", args.config.c_str(), config->listeners.size(),
+              config->pools.size(), backends);
+  return 0;
+}
+
+spdlog::level::level_enum toSpdlog(balancer::LogLevel level) {
+  switch (level) {
+    case balancer::LogLevel::Trace: return spdlog::level::trace;
+    case balancer::LogLevel::Debug: return spdlog::level::debug;
+    case balancer::LogLevel::Info: return spdlog::level::info;
+    case balancer::LogLevel::Warn: return spdlog::level::warn;
+    case balancer::LogLevel::Error: return spdlog::level::err;
+    case balancer::LogLevel::Off: return spdlog::level::off;
+  }
+  return spdlog::level::info;
+}
+
+void raiseFdLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+// Binds every listener address once per worker (SO_REUSEPORT). A port-0 address is bound
+// first to learn the kernel's port, then the other workers bind that same port.
+bool bindListeners(const balancer::Runtime& rt, unsigned workers,
+                   std::vector<std::vector<balancer::ListenSocket>>& per_worker,
+                   std::vector<std::pair<std::string, std::string>>& bound) {
+  per_worker.resize(workers);
+  for (uint32_t li = 0; li < rt.config.listeners.size(); ++li) {
+    const balancer::ListenerConfig& lc = rt.config.listeners[li];
+    for (const balancer::AddressSpec& spec : lc.bind) {
+      auto addr = core::SocketAddress::parse(spec.text);
+      if (!addr) return false;  // validated by loadConfig
+      for (unsigned w = 0; w < workers; ++w) {
+        std::string error;
+        if (addr->isUnix() && w == 0) ::unlink(spec.text.c_str() + 5);  // stale socket file
+        if (addr->isUnix() && w > 0) break;  // unix sockets cannot be reuseport-shared
+        core::UniqueFd fd = core::listenOn(*addr, static_cast<int>(lc.backlog), &error);
+        if (!fd) {
+          core::log().error("{}: listener {}: {}", spec.where, lc.name, error);
+          return false;
+        }
+        if (w == 0) {
+          if (auto local = core::localAddress(fd.get()); local && !addr->isUnix()) addr = local;
+          bound.emplace_back(lc.name, addr->toString());
+        }
+        per_worker[w].push_back({li, std::move(fd)});
+      }
+    }
+  }
+  return true;
+}
+
+bool writeReadyFile(const std::string& path, const std::vector<std::pair<std::string, std::string>>& bound) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    for (const auto& [name, addr] : bound) out << "listener " << name << " " << addr << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+int run(const Args& args) {
+  auto config = load(args.config);
+  if (!config) return 2;
+  core::LogOptions log_options;
+  log_options.level = toSpdlog(config->global.log_level);
+  log_options.file = config->global.log_file;
+  log_options.access_log = config->global.access_log;
+  log_options.access_file = config->global.access_log_file;
+  std::string error;
+  if (!core::setupLogging(log_options, &error)) {
+    std::fprintf(stderr, "ringlb: cannot open log: %s\n", error.c_str());
+    return 2;
+  }
+  core::UringFeatures features = core::probeUring();
+  core::log().info("{}", features.summary());
+  if (std::string missing = features.missingEssentials(); !missing.empty()) {
+    core::log().critical("cannot run: {}", missing);
+    core::shutdownLogging();
+    return 1;
+  }
+  raiseFdLimit();
+
+  // Workers inherit this mask: signals are handled here, synchronously, never in a worker.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  unsigned workers = args.workers > 0 ? static_cast<unsigned>(args.workers) : config->global.workers;
+  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+  auto runtime = balancer::Runtime::build(std::move(*config));
+
+  std::vector<std::vector<balancer::ListenSocket>> sockets;
+  std::vector<std::pair<std::string, std::string>> bound;
+  if (!bindListeners(*runtime, workers, sockets, bound)) {
+    core::shutdownLogging();
+    return 1;
+  }
+  std::vector<std::unique_ptr<balancer::Worker>> pool;
+  for (unsigned w = 0; w < workers; ++w) {
+    pool.push_back(std::make_unique<balancer::Worker>(w, *runtime, features, std::move(sockets[w])));
+    pool.back()->start();
+  }
+  bool ok = true;
+  for (auto& w : pool) {
+    if (!w->waitReady()) {
+      core::log().critical("{}", w->error());
+      ok = false;
+    }
+  }
+  if (!ok) {
+    for (auto& w : pool) w->requestStop();
+    for (auto& w : pool) w->join();
+    core::shutdownLogging();
+    return 1;
+  }
+  for (const auto& [name, addr] : bound) core::log().info("listener {} listening on {}", name, addr);
+  core::log().info("ringlb {} started: {} workers, relay={}", "0.1.0", workers,
+                   runtime->config.global.relay == balancer::RelayKind::Splice ? "splice" : "buffers");
+  if (!args.ready_file.empty() && !writeReadyFile(args.ready_file, bound)) {
+    core::log().error("cannot write ready file {}: {}", args.ready_file, std::strerror(errno));
+  }
+
+  for (;;) {
+    siginfo_t info{};
+    int sig = sigwaitinfo(&signals, &info);
+    if (sig == SIGHUP) {
+      core::log().warn("SIGHUP: configuration reload is not implemented yet; still serving the current one");
+      continue;
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      core::log().info("{}: stopping (drain up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                       runtime->config.global.drain_timeout.count());
+      break;
+    }
+  }
+  for (auto& w : pool) w->requestStop();
+  for (auto& w : pool) w->join();
+  uint64_t conns = 0, in = 0, out = 0;
+  for (auto& w : pool) {
+    conns += w->stats().connections.load();
+    in += w->stats().bytes_in.load();
+    out += w->stats().bytes_out.load();
+  }
+  core::log().info("stopped: {} connections, {} bytes client->backend, {} bytes backend->client", conns, in, out);
+  core::shutdownLogging();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (!parseArgs(argc, argv, args)) {
+    usage(stderr);
+    return 2;
+  }
+  if (args.command == "version") {
+    std::printf("ringlb 0.1.0\n");
+    return 0;
+  }
+  if (args.command == "check") return check(args);
+  if (args.command == "run") return run(args);
+  std::fprintf(stderr, "ringlb: unknown command \"%s\"\n", args.command.c_str());
+  usage(stderr);
+  return 2;
+}

@@ -1,1 +1,434 @@
-// placeholder: written by the core/pipeline work
+#include "balancer/proxy_connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "balancer/affinity_table.h"
+#include "balancer/proxy_protocol.h"
+#include "balancer/router.h"
+#include "balancer/worker.h"
+#include "core/log.h"
+
+namespace ringlb::balancer {
+namespace {
+
+// TLS alert records (RFC 8446 s6): level fatal (2), then the description. The record
+// version 0x0301 is what a server that has not negotiated anything may send.
+constexpr uint8_t kAlertUnrecognizedName = 112;
+constexpr uint8_t kAlertDecodeError = 50;
+constexpr uint8_t kAlertHandshakeFailure = 40;
+constexpr uint8_t kAlertRecords[3][7] = {
+    {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, kAlertUnrecognizedName},
+    {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, kAlertDecodeError},
+    {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, kAlertHandshakeFailure},
+};
+const uint8_t* alertRecord(uint8_t alert) {
+  switch (alert) {
+    case kAlertUnrecognizedName: return kAlertRecords[0];
+    case kAlertDecodeError: return kAlertRecords[1];
+    default: return kAlertRecords[2];
+  }
+}
+
+}  // namespace
+
+const char* endReasonName(EndReason reason) {
+  switch (reason) {
+    case EndReason::Done: return "done";
+    case EndReason::ClientReset: return "client_error";
+    case EndReason::BackendReset: return "backend_error";
+    case EndReason::IdleTimeout: return "idle_timeout";
+    case EndReason::HelloTimeout: return "hello_timeout";
+    case EndReason::HelloInvalid: return "hello_invalid";
+    case EndReason::NotTls: return "not_tls";
+    case EndReason::NoRoute: return "no_route";
+    case EndReason::NoBackend: return "no_backend";
+    case EndReason::ConnectFailed: return "connect_failed";
+    case EndReason::Draining: return "draining";
+    case EndReason::InternalError: return "internal_error";
+  }
+  return "?";
+}
+
+void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
+  core::EventLoop& loop = worker_.loop();
+  slot_ = loop.attach(this);
+  state_ = State::Hello;
+  end_ = EndReason::Done;
+  end_errno_ = 0;
+  client_fd_ = client_fd;
+  backend_fd_ = -1;
+  listener_ = &listener;
+  pool_ = nullptr;
+  backend_ = nullptr;
+  route_ = -1;
+  hello_ = worker_.acquireHelloBuffer();
+  hello_len_ = 0;
+  preamble_len_ = preamble_sent_ = preamble_off_ = 0;
+  sni_len_ = alpn_len_ = 0;
+  hash_ = 0;
+  tried_count_ = 0;
+  dirs_[0] = Direction{};
+  dirs_[1] = Direction{};
+  observer_ = tls::ServerFlightObserver{};
+  counted_ = true;
+  started_ = last_activity_ = loop.now();
+  hello_timer_.handler = idle_timer_.handler = this;
+  retry_timers_[0].handler = retry_timers_[1].handler = this;
+  hello_timer_.kind = kHelloTimer;
+  idle_timer_.kind = kIdleTimer;
+  retry_timers_[0].kind = kRetryRecv0;
+  retry_timers_[1].kind = kRetryRecv1;
+  // The deadline runs from accept and is never extended by bytes trickling in (slowloris).
+  loop.timers().schedule(hello_timer_, started_ + listener.config->client_hello_timeout);
+  armHelloRecv();
+}
+
+void ProxyConnection::armHelloRecv() {
+  uint32_t room = hello_->input_capacity - hello_len_;
+  worker_.loop().recv(slot_, kHelloRecv, client_fd_, hello_->input() + hello_len_, room);
+}
+
+void ProxyConnection::onHelloRecv(int32_t res) {
+  if (state_ != State::Hello) return;
+  if (res <= 0) {
+    end_errno_ = -res;
+    finish(res == 0 ? EndReason::HelloInvalid : EndReason::ClientReset);
+    return;
+  }
+  hello_len_ += static_cast<uint32_t>(res);
+  tls::ParseLimits limits;
+  limits.max_hello_bytes = listener_->config->client_hello_max;
+  tls::ClientHelloInfo hello;
+  tls::ParseStatus status = tls::parseClientHello({hello_->input(), hello_len_},
+                                                  {hello_->scratch(), hello_->scratch_capacity}, limits, hello);
+  if (status == tls::ParseStatus::NeedMore) {
+    if (hello_len_ < hello_->input_capacity) {
+      armHelloRecv();
+      return;
+    }
+    hello.error = tls::ParseError::HelloTooLarge;
+    status = tls::ParseStatus::Invalid;
+  }
+  if (status == tls::ParseStatus::Invalid) {
+    if (hello.error == tls::ParseError::NotTls) {
+      RouteDecision d = listener_->router.routeNotTls();
+      if (d.kind == RouteDecision::Kind::Pool) {
+        pool_ = &worker_.runtime().pools[d.pool];
+        chooseAndConnect();
+        return;
+      }
+      refuse(EndReason::NotTls, d.kind == RouteDecision::Kind::Alert ? kAlertUnrecognizedName : 0);
+      return;
+    }
+    listener_->stats.refused_hello.fetch_add(1, std::memory_order_relaxed);
+    core::log().warn("listener {}: refusing invalid ClientHello: {} ({} bytes read)", listener_->config->name,
+                     tls::parseErrorName(hello.error), hello_len_);
+    refuse(EndReason::HelloInvalid, kAlertDecodeError);
+    return;
+  }
+  onHelloComplete(hello);
+}
+
+void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
+  worker_.loop().timers().cancel(hello_timer_);
+  if (hello.has_sni) {
+    std::string_view lower = Router::lowerSni(hello.sni, sni_);
+    sni_len_ = static_cast<uint8_t>(lower.size());
+  }
+  if (hello.has_alpn) {
+    hello.alpn.forEach([&](std::string_view p) {
+      alpn_len_ = static_cast<uint8_t>(std::min(p.size(), sizeof(alpn_)));
+      std::memcpy(alpn_, p.data(), alpn_len_);
+      return false;  // the first protocol is what the access log and PROXY header carry
+    });
+  }
+  RouteDecision d = listener_->router.route(hello);
+  if (d.kind != RouteDecision::Kind::Pool) {
+    listener_->stats.refused_route.fetch_add(1, std::memory_order_relaxed);
+    refuse(EndReason::NoRoute, d.kind == RouteDecision::Kind::Alert ? kAlertUnrecognizedName : 0);
+    return;
+  }
+  route_ = d.route;
+  pool_ = &worker_.runtime().pools[d.pool];
+  const PoolConfig& pc = *pool_->config;
+  if (pc.algorithm == Algorithm::Maglev) {
+    std::string_view client_bytes;
+    core::SocketAddress peer;
+    if (pc.hash_key != HashKey::Sni) {
+      socklen_t len = sizeof(sockaddr_storage);
+      if (::getpeername(client_fd_, peer.sockaddrPtr(), &len) == 0) {
+        peer.setLength(len);
+        client_bytes = peer.hostBytes();
+      }
+    }
+    hash_ = hashKey(pc.hash_key, {sni_, sni_len_}, client_bytes);
+  }
+  // Session affinity: a resumption attempt goes back to the backend that issued the
+  // session, if that backend is still in this pool and eligible.
+  if (pool_->affinity) {
+    std::optional<uint32_t> hit;
+    if (hello.has_session_ticket && !hello.session_ticket.empty()) {
+      hit = pool_->affinity->lookup(AffinityTable::ticketKey(tls::ticketDigest(hello.session_ticket)));
+    }
+    if (!hit && !hello.session_id.empty()) hit = pool_->affinity->lookup(AffinityTable::sessionIdKey(hello.session_id));
+    if (hit && *hit < pool_->backends.size() && pool_->backends[*hit]->eligible()) {
+      backend_ = pool_->backends[*hit].get();
+    }
+  }
+  attempts_left_ = static_cast<uint8_t>(std::min<uint32_t>(pc.retries + 1, kMaxTries));
+  if (backend_ != nullptr) {
+    startConnect();
+  } else {
+    chooseAndConnect();
+  }
+}
+
+void ProxyConnection::refuse(EndReason reason, uint8_t alert) {
+  worker_.loop().timers().cancel(hello_timer_);
+  end_ = reason;
+  if (alert == 0) {
+    finish(reason);
+    return;
+  }
+  state_ = State::Refusing;
+  worker_.loop().send(slot_, kAlert, client_fd_, alertRecord(alert), 7);
+}
+
+void ProxyConnection::chooseAndConnect() {
+  if (attempts_left_ == 0 && tried_count_ == 0)
+    attempts_left_ = static_cast<uint8_t>(std::min<uint32_t>(pool_->config->retries + 1, kMaxTries));
+  uint32_t index = worker_.selector(pool_->index).pick({hash_, {tried_, tried_count_}});
+  if (index == kNoBackend) {
+    listener_->stats.backend_failures.fetch_add(1, std::memory_order_relaxed);
+    core::log().warn("listener {} pool {}: no eligible backend left ({} tried)", listener_->config->name,
+                     pool_->name, tried_count_);
+    finish(tried_count_ == 0 ? EndReason::NoBackend : EndReason::ConnectFailed);
+    return;
+  }
+  backend_ = pool_->backends[index].get();
+  startConnect();
+}
+
+void ProxyConnection::startConnect() {
+  state_ = State::Connecting;
+  tried_[tried_count_++] = backend_->index;
+  --attempts_left_;
+  backend_->active.fetch_add(1, std::memory_order_relaxed);
+  core::UniqueFd fd = core::streamSocket(backend_->address.family());
+  if (!fd) {
+    backend_->active.fetch_sub(1, std::memory_order_relaxed);
+    end_errno_ = errno;
+    core::log().error("socket() for backend {}: {}", backend_->name, std::strerror(errno));
+    backend_ = nullptr;
+    finish(EndReason::InternalError);
+    return;
+  }
+  backend_fd_ = fd.release();
+  worker_.loop().connect(slot_, kConnect, backend_fd_, backend_->address, pool_->config->connect_timeout,
+                         kConnectTimeout);
+}
+
+void ProxyConnection::onConnect(int32_t res) {
+  if (state_ != State::Connecting) return;
+  if (res < 0) {
+    connectFailed(res);
+    return;
+  }
+  backend_->connections_total.fetch_add(1, std::memory_order_relaxed);
+  sendPreamble();
+}
+
+void ProxyConnection::connectFailed(int32_t res) {
+  // -ECANCELED here means the linked timeout fired (connect(2) would say ETIMEDOUT).
+  int err = res == -ECANCELED ? ETIMEDOUT : -res;
+  backend_->connect_failures.fetch_add(1, std::memory_order_relaxed);
+  backend_->active.fetch_sub(1, std::memory_order_relaxed);
+  core::log().warn("listener {} pool {}: connect to backend {} ({}) failed: {}{}", listener_->config->name,
+                   pool_->name, backend_->name, backend_->address.toString(), std::strerror(err),
+                   attempts_left_ > 0 ? "; trying another backend" : "");
+  // No operation can still reference the failed socket: its connect has completed.
+  ::close(backend_fd_);
+  backend_fd_ = -1;
+  end_errno_ = err;
+  if (attempts_left_ == 0 || worker_.draining()) {
+    listener_->stats.backend_failures.fetch_add(1, std::memory_order_relaxed);
+    backend_ = nullptr;
+    finish(EndReason::ConnectFailed);
+    return;
+  }
+  backend_ = nullptr;
+  chooseAndConnect();
+}
+
+void ProxyConnection::sendPreamble() {
+  state_ = State::Preamble;
+  preamble_off_ = HelloBuffer::kHeadroom;
+  preamble_len_ = hello_len_;
+  if (pool_->config->proxy_protocol == ProxyProtocol::V2) {
+    uint8_t header[kProxyV2MaxHeader];
+    core::SocketAddress peer, local;
+    socklen_t len = sizeof(sockaddr_storage);
+    if (::getpeername(client_fd_, peer.sockaddrPtr(), &len) == 0) peer.setLength(len);
+    len = sizeof(sockaddr_storage);
+    if (::getsockname(client_fd_, local.sockaddrPtr(), &len) == 0) local.setLength(len);
+    size_t n = encodeProxyV2(header, peer, local, {{sni_, sni_len_}, {alpn_, alpn_len_}});
+    static_assert(HelloBuffer::kHeadroom >= kProxyV2MaxHeader);
+    preamble_off_ = static_cast<uint32_t>(HelloBuffer::kHeadroom - n);
+    std::memcpy(hello_->data.get() + preamble_off_, header, n);
+    preamble_len_ += static_cast<uint32_t>(n);
+  }
+  preamble_sent_ = 0;
+  worker_.loop().send(slot_, kPreamble, backend_fd_, hello_->data.get() + preamble_off_, preamble_len_);
+}
+
+void ProxyConnection::onPreamble(int32_t res) {
+  if (state_ != State::Preamble) return;
+  if (res < 0) {
+    end_errno_ = -res;
+    finish(EndReason::BackendReset);
+    return;
+  }
+  preamble_sent_ += static_cast<uint32_t>(res);
+  dirs_[0].bytes += static_cast<uint32_t>(res);
+  if (preamble_sent_ < preamble_len_) {
+    worker_.loop().send(slot_, kPreamble, backend_fd_, hello_->data.get() + preamble_off_ + preamble_sent_,
+                        preamble_len_ - preamble_sent_);
+    return;
+  }
+  dirs_[0].bytes -= preamble_len_ - hello_len_;  // count client bytes only, not our header
+  worker_.releaseHelloBuffer(hello_);
+  hello_ = nullptr;
+  startRelay();
+}
+
+void ProxyConnection::learnAffinity() {
+  if (!pool_->affinity || backend_ == nullptr) return;
+  // TLS 1.3 resumption uses PSKs from encrypted tickets: nothing to learn (RFC 8446 s2.2).
+  if (observer_.version() >= 0x0304) return;
+  if (!observer_.sessionId().empty())
+    pool_->affinity->insert(AffinityTable::sessionIdKey(observer_.sessionId()), backend_->index);
+  if (observer_.hasTicket())
+    pool_->affinity->insert(AffinityTable::ticketKey(observer_.ticketDigest()), backend_->index);
+}
+
+void ProxyConnection::onCompletion(uint8_t op, const core::Completion& c) {
+  switch (op) {
+    case kHelloRecv: onHelloRecv(c.res); break;
+    case kConnect: onConnect(c.res); break;
+    case kConnectTimeout: break;  // the connect's own completion carries the outcome
+    case kPreamble: onPreamble(c.res); break;
+    case kAlert: if (state_ == State::Refusing) finish(end_); break;
+    case kCancel: break;
+    case kCancelRecv0: case kCancelRecv1: onRecvCancelled(op - kCancelRecv0); break;
+    case kRecv0: case kRecv1: onRecv(op - kRecv0, c); break;
+    case kSend0: case kSend1: onSend(op - kSend0, c.res); break;
+    case kPoll0: case kPoll1: case kPollOut0: case kPollOut1: break;  // the linked splice reports
+    case kSpliceIn0: case kSpliceIn1: onSpliceIn(op - kSpliceIn0, c.res); break;
+    case kSpliceOut0: case kSpliceOut1: onSpliceOut(op - kSpliceOut0, c.res); break;
+    case kShutdown0: case kShutdown1: onShutdown(op - kShutdown0, c.res); break;
+    default: break;
+  }
+  if (state_ == State::Closing) maybeFree();
+}
+
+void ProxyConnection::onTimer(uint8_t kind) {
+  core::Clock::time_point now = worker_.loop().now();
+  switch (kind) {
+    case kHelloTimer:
+      if (state_ == State::Hello) {
+        listener_->stats.refused_hello.fetch_add(1, std::memory_order_relaxed);
+        core::log().info("listener {}: ClientHello not complete within {} ms ({} bytes read); closing",
+                         listener_->config->name, listener_->config->client_hello_timeout.count(), hello_len_);
+        finish(EndReason::HelloTimeout);
+      }
+      break;
+    case kIdleTimer: {
+      auto idle = pool_->config->idle_timeout;
+      if (now - last_activity_ >= idle) {
+        finish(EndReason::IdleTimeout);
+      } else {
+        worker_.loop().timers().schedule(idle_timer_, last_activity_ + idle);
+      }
+      break;
+    }
+    case kRetryRecv0: case kRetryRecv1: armRecv(kind - kRetryRecv0); break;
+    default: break;
+  }
+  if (state_ == State::Closing) maybeFree();
+}
+
+void ProxyConnection::abort(EndReason reason) { finish(reason); }
+
+void ProxyConnection::finish(EndReason reason) {
+  if (state_ == State::Closing || state_ == State::Idle) return;
+  if (end_ == EndReason::Done) end_ = reason;
+  state_ = State::Closing;
+  core::TimerWheel& timers = worker_.loop().timers();
+  timers.cancel(hello_timer_);
+  timers.cancel(idle_timer_);
+  timers.cancel(retry_timers_[0]);
+  timers.cancel(retry_timers_[1]);
+  // Closing an fd does not cancel io_uring operations on it: cancel, then wait for every
+  // completion (maybeFree) before closing and recycling.
+  if (worker_.loop().inflight(slot_) > 0) {
+    if (client_fd_ >= 0) worker_.loop().cancelFd(slot_, kCancel, client_fd_);
+    if (backend_fd_ >= 0) worker_.loop().cancelFd(slot_, kCancel, backend_fd_);
+    for (Direction& dir : dirs_) {
+      if (dir.pipe_r >= 0) worker_.loop().cancelFd(slot_, kCancel, dir.pipe_r);
+      if (dir.pipe_w >= 0) worker_.loop().cancelFd(slot_, kCancel, dir.pipe_w);
+    }
+  }
+  maybeFree();
+}
+
+void ProxyConnection::maybeFree() {
+  if (worker_.loop().inflight(slot_) > 0) return;
+  logAccess();
+  for (Direction& dir : dirs_) {
+    releaseQueued(dir);
+    if (dir.pipe_r >= 0) ::close(dir.pipe_r);
+    if (dir.pipe_w >= 0) ::close(dir.pipe_w);
+    dir.pipe_r = dir.pipe_w = -1;
+  }
+  WorkerStats& stats = worker_.stats();
+  stats.bytes_in.fetch_add(dirs_[0].bytes, std::memory_order_relaxed);
+  stats.bytes_out.fetch_add(dirs_[1].bytes, std::memory_order_relaxed);
+  if (client_fd_ >= 0) ::close(client_fd_);
+  if (backend_fd_ >= 0) ::close(backend_fd_);
+  client_fd_ = backend_fd_ = -1;
+  if (backend_ != nullptr) backend_->active.fetch_sub(1, std::memory_order_relaxed);
+  backend_ = nullptr;
+  if (hello_ != nullptr) {
+    worker_.releaseHelloBuffer(hello_);
+    hello_ = nullptr;
+  }
+  if (counted_) {
+    listener_->stats.active.fetch_sub(1, std::memory_order_relaxed);
+    worker_.runtime().active.fetch_sub(1, std::memory_order_relaxed);
+    counted_ = false;
+  }
+  worker_.loop().detach(slot_);
+  state_ = State::Idle;
+  worker_.connectionClosed(this);  // may hand this object to the next accept: touch nothing after
+}
+
+void ProxyConnection::logAccess() {
+  spdlog::logger* access = core::accessLog();
+  if (access == nullptr) return;
+  core::SocketAddress peer;
+  socklen_t len = sizeof(sockaddr_storage);
+  if (client_fd_ >= 0 && ::getpeername(client_fd_, peer.sockaddrPtr(), &len) == 0) peer.setLength(len);
+  auto ms = std::chrono::duration<double, std::milli>(worker_.loop().now() - started_).count();
+  access->info("client={} listener={} sni={} alpn={} pool={} backend={} bytes_in={} bytes_out={} duration_ms={:.1f} end={}{}{}",
+               peer.length() ? peer.toString() : "-", listener_->config->name,
+               sni_len_ ? std::string_view(sni_, sni_len_) : "-", alpn_len_ ? std::string_view(alpn_, alpn_len_) : "-",
+               pool_ ? std::string_view(pool_->name) : "-", backend_ ? std::string_view(backend_->name) : "-",
+               dirs_[0].bytes, dirs_[1].bytes, ms, endReasonName(end_), end_errno_ ? " errno=" : "",
+               end_errno_ ? std::strerror(end_errno_) : "");
+}
+
+}  // namespace ringlb::balancer

@@ -1,0 +1,169 @@
+// One client connection through a passthrough listener: an explicit state machine
+//
+//   Hello -> (route) -> Connecting -> Preamble -> Relay -> Closing -> (free)
+//                 \-> Refusing (alert) ------------------------/
+//
+// Hello: read the ClientHello under a deadline that runs from accept. Connecting: connect a
+// backend under a kernel link-timeout, trying the next candidate on refusal/timeout.
+// Preamble: send the optional PROXY v2 header and replay the bytes already read. Relay:
+// copy both ways (provided-buffer recv/send, or splice through pipes) with bounded queues,
+// propagating half-close. Closing: every operation in flight is cancelled and its
+// completion seen before the fds are closed and the object is recycled.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "balancer/config.h"
+#include "core/event_loop.h"
+#include "core/socket.h"
+#include "tls/client_hello.h"
+#include "tls/server_flight.h"
+
+namespace ringlb::balancer {
+
+class Worker;
+struct ListenerRuntime;
+struct Pool;
+struct Backend;
+struct HelloBuffer;
+
+// Why a connection ended, for the access log and counters.
+enum class EndReason : uint8_t {
+  Done, ClientReset, BackendReset, IdleTimeout, HelloTimeout, HelloInvalid, NotTls,
+  NoRoute, NoBackend, ConnectFailed, Draining, InternalError,
+};
+const char* endReasonName(EndReason reason);
+
+class ProxyConnection final : public core::CompletionHandler, public core::TimerHandler {
+ public:
+  explicit ProxyConnection(Worker& worker) : worker_(worker) {}
+
+  // Takes ownership of `client_fd` (accepted on `listener`) and starts reading the hello.
+  void start(int client_fd, ListenerRuntime& listener);
+  // Ends the connection now (drain deadline, shutdown).
+  void abort(EndReason reason);
+
+  void onCompletion(uint8_t op, const core::Completion& completion) override;
+  void onTimer(uint8_t kind) override;
+
+  // Intrusive links for the worker's live list / free list.
+  ProxyConnection* next = nullptr;
+  ProxyConnection* prev = nullptr;
+
+ private:
+  enum class State : uint8_t { Idle, Hello, Connecting, Preamble, Relay, Refusing, Closing };
+  enum Op : uint8_t {
+    kHelloRecv = 1, kConnect, kConnectTimeout, kPreamble, kAlert, kCancel, kCancelRecv0, kCancelRecv1,
+    kRecv0 = 16, kRecv1, kSend0, kSend1, kSpliceIn0, kSpliceIn1, kSpliceOut0, kSpliceOut1,
+    kPoll0, kPoll1, kPollOut0, kPollOut1, kShutdown0, kShutdown1,
+  };
+  enum TimerKind : uint8_t { kHelloTimer = 1, kIdleTimer, kRetryRecv0, kRetryRecv1 };
+
+  // Direction 0: client -> backend; direction 1: backend -> client.
+  struct Direction {
+    static constexpr uint8_t kMaxQueue = 16;
+    int from = -1;
+    int to = -1;
+    uint16_t ids[kMaxQueue] = {};
+    uint32_t lens[kMaxQueue] = {};
+    uint8_t head = 0;
+    uint8_t count = 0;
+    uint32_t head_sent = 0;
+    bool recv_armed = false;
+    bool multishot = false;
+    bool cancel_pending = false;
+    bool send_inflight = false;
+    bool eof = false;          // the reading side reached EOF
+    bool shut_started = false; // shutdown(to, SHUT_WR) submitted
+    bool finished = false;     // EOF propagated (shutdown completed)
+    bool observe = false;      // feed the server flight observer (direction 1 only)
+    bool splice = false;
+    // splice relay
+    int pipe_r = -1;
+    int pipe_w = -1;
+    uint32_t in_pipe = 0;
+    uint32_t pipe_capacity = 0;
+    bool splice_in_inflight = false;
+    bool splice_out_inflight = false;
+    uint64_t bytes = 0;
+  };
+
+  // hello / routing (proxy_connection.cc)
+  void armHelloRecv();
+  void onHelloRecv(int32_t res);
+  void onHelloComplete(const tls::ClientHelloInfo& hello);
+  void refuse(EndReason reason, uint8_t alert);
+  void chooseAndConnect();
+  void startConnect();
+  void onConnect(int32_t res);
+  void connectFailed(int32_t res);
+  void sendPreamble();
+  void onPreamble(int32_t res);
+  void learnAffinity();
+
+  // relay (relay.cc)
+  void startRelay();
+  void armRecv(int d);
+  void onRecv(int d, const core::Completion& c);
+  void onRecvCancelled(int d);
+  void trySend(int d);
+  void onSend(int d, int32_t res);
+  void propagateEof(int d);
+  void onShutdown(int d, int32_t res);
+  bool openPipe(Direction& dir);
+  void spliceIn(int d);
+  void spliceOut(int d);
+  void onSpliceIn(int d, int32_t res);
+  void onSpliceOut(int d, int32_t res);
+  void releaseQueued(Direction& dir);
+  void touch();
+
+  // teardown
+  void finish(EndReason reason);
+  void maybeFree();
+  void logAccess();
+  EndReason resetReason(int d) const { return d == 0 ? EndReason::ClientReset : EndReason::BackendReset; }
+
+  Worker& worker_;
+  core::SlotRef slot_{};
+  State state_ = State::Idle;
+  EndReason end_ = EndReason::Done;
+  int end_errno_ = 0;
+  int client_fd_ = -1;
+  int backend_fd_ = -1;
+  ListenerRuntime* listener_ = nullptr;
+  Pool* pool_ = nullptr;
+  Backend* backend_ = nullptr;
+  int32_t route_ = -1;
+
+  HelloBuffer* hello_ = nullptr;
+  uint32_t hello_len_ = 0;       // bytes of client data read so far (after the headroom)
+  uint32_t preamble_off_ = 0;    // where the preamble starts in the hello buffer
+  uint32_t preamble_len_ = 0;
+  uint32_t preamble_sent_ = 0;
+  // From the hello, kept for logs and the PROXY header (lower-cased SNI, first ALPN).
+  char sni_[256] = {};
+  uint8_t sni_len_ = 0;
+  char alpn_[64] = {};
+  uint8_t alpn_len_ = 0;
+  uint64_t hash_ = 0;
+
+  static constexpr uint32_t kMaxTries = 8;
+  uint32_t tried_[kMaxTries] = {};
+  uint8_t tried_count_ = 0;
+  uint8_t attempts_left_ = 0;
+
+  Direction dirs_[2];
+  tls::ServerFlightObserver observer_{};
+
+  core::Timer hello_timer_{};
+  core::Timer idle_timer_{};
+  core::Timer retry_timers_[2] = {};
+  core::Clock::time_point started_{};
+  core::Clock::time_point last_activity_{};
+  bool counted_ = false;         // listener/global active counters were incremented
+};
+
+}  // namespace ringlb::balancer
