@@ -4,6 +4,7 @@
 // from a free list: no allocation per operation (only when the table grows).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
