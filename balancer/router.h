@@ -2,7 +2,21 @@
 // Precedence (most specific first): exact SNI + ALPN, exact SNI, wildcard SNI + ALPN
 // (longest suffix first), wildcard SNI, ALPN only, then default_pool. "*.example.org"
 // matches exactly one extra label ("a.example.org", not "example.org" nor "a.b.example.org").
-// SNI matching is case-insensitive. Pure: no sockets.
+// SNI matching is case-insensitive; ALPN matching is exact (RFC 7301 s3.1: protocol names
+// are opaque bytes) and a route's alpn must be among the protocols the client offers. Among
+// several ALPN routes at the same level, config order decides. A route with neither sni nor
+// alpn is a catch-all, tried just before default_pool. Pure: no sockets.
+//
+// Misses (RouteDecision::reason in quotes):
+//  - no SNI: on_no_sni. Close/Alert refuse ("no_sni"). Default routes the hello by the rules
+//    that do not look at SNI (ALPN-only routes, the catch-all), then default_pool, and
+//    refuses with an alert ("no_sni") if there is none.
+//  - SNI that no route matches: on_no_match. Default = default_pool ("default") if set,
+//    else an alert; Close/Alert refuse ("no_match"). So default_pool catches unmatched SNI
+//    only when on_no_match = "default".
+//  - not TLS: on_not_tls, likewise, with reason "not_tls" whatever the outcome.
+// Matches: "sni" (exact, with or without ALPN), "wildcard", "alpn" (ALPN-only route),
+// "default" (the catch-all route or default_pool).
 #pragma once
 
 #include <cstdint>
@@ -37,17 +51,34 @@ class Router {
   static std::string_view lowerSni(std::string_view sni, char (&out)[256]);
 
  private:
-  // Private representation is the implementer's (helper B): keep it allocation-free on the
-  // route() path.
+  // One name's (exact) or one suffix's (wildcard) rules: routes with an ALPN in config order,
+  // then the first route without one.
   struct Rule {
-    std::string suffix;  // for wildcards: ".example.org"
-    std::string alpn;    // "" = any
+    std::string alpn;  // "" = any
     uint32_t pool = 0;
     int32_t route = -1;
   };
-  std::unordered_map<std::string, std::vector<Rule>> exact_;  // lower-case name -> rules
-  std::vector<Rule> wildcard_;   // longest suffix first
+  struct RuleSet {
+    std::vector<Rule> with_alpn;
+    bool has_plain = false;
+    Rule plain;
+    const Rule* match(const tls::ClientHelloInfo& hello) const;
+  };
+  // Transparent hash + equality: find() with a std::string_view, no temporary std::string.
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using RuleMap = std::unordered_map<std::string, RuleSet, NameHash, std::equal_to<>>;
+
+  RouteDecision matchAnySni(const tls::ClientHelloInfo& hello) const;  // ALPN-only, catch-all
+  RouteDecision miss(MissAction action, const char* reason, const char* pool_reason) const;
+
+  RuleMap exact_;             // lower-case name -> rules
+  RuleMap wildcard_;          // lower-case suffix (".example.org" for "*.example.org") -> rules
   std::vector<Rule> alpn_only_;
+  bool has_catch_all_ = false;  // a route with sni = "" and alpn = ""
+  Rule catch_all_;
   int64_t default_pool_ = -1;
   MissAction on_no_sni_ = MissAction::Default;
   MissAction on_not_tls_ = MissAction::Close;
