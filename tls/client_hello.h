@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
 namespace ringlb::tls {
 
@@ -29,7 +30,7 @@ enum class ParseError : uint8_t {
   None,
   NotTls,               // first byte is not a handshake record (0x16): not TLS at all
   BadRecordVersion,     // record layer major version is not 3
-  BadRecordLength,      // zero-length or > 2^14 + 2048 record (RFC 8446 s5.1)
+  BadRecordLength,      // zero-length or > 2^14 plaintext record (RFC 8446 s5.1, RFC 5246 s6.2.1)
   RecordTypeChanged,    // a non-handshake record interleaved before the hello completed
   NotClientHello,       // first handshake message is not client_hello (1)
   HelloTooLarge,        // handshake message longer than limits.max_hello_bytes
@@ -55,19 +56,24 @@ struct ParseLimits {
 
 // Iterates length-prefixed items of a validated list without copying.
 // `prefix_bytes` is the width of each item's length prefix (1 for ALPN names, 2 for PSK
-// identities' ...). Only constructed by the parser over data it has already validated.
+// identities); `trailer_bytes` are skipped after each item (4 for a PSK identity's
+// obfuscated_ticket_age, RFC 8446 s4.2.11). Only constructed by the parser over data it has
+// already validated; on anything else iteration stops at the first item that does not fit.
 class ListView {
  public:
   ListView() = default;
-  ListView(std::span<const uint8_t> raw, uint8_t prefix_bytes) : raw_(raw), prefix_(prefix_bytes) {}
+  ListView(std::span<const uint8_t> raw, uint8_t prefix_bytes, uint8_t trailer_bytes = 0)
+      : raw_(raw), prefix_(prefix_bytes), trailer_(trailer_bytes) {}
   template <typename F>  // F(std::string_view item); return false to stop
   void forEach(F&& f) const;
+  size_t count() const;  // number of items forEach() would visit
   size_t rawSize() const { return raw_.size(); }
   bool empty() const { return raw_.empty(); }
 
  private:
   std::span<const uint8_t> raw_;
   uint8_t prefix_ = 1;
+  uint8_t trailer_ = 0;
 };
 
 struct ClientHelloInfo {
@@ -91,7 +97,8 @@ struct ClientHelloInfo {
   size_t bytes_needed = 0;        // on NeedMore: parse again once input.size() >= this
   ParseError error = ParseError::None;
 
-  // Highest version offered: supported_versions if present, else legacy_version.
+  // Highest version offered: the highest non-GREASE (0x?a?a, RFC 8701 s2) entry of
+  // supported_versions if present, else legacy_version (also when the list is all GREASE).
   uint16_t maxOfferedVersion() const;
   bool offersTls13() const { return maxOfferedVersion() >= 0x0304; }
 };
@@ -107,15 +114,21 @@ void ListView::forEach(F&& f) const {
     size_t len = raw_[pos];
     if (prefix_ == 2) len = (len << 8) | raw_[pos + 1];
     pos += prefix_;
-    if (pos + len > raw_.size()) return;
+    if (len + trailer_ > raw_.size() - pos) return;
     std::string_view item(reinterpret_cast<const char*>(raw_.data() + pos), len);
-    pos += len;
+    pos += len + trailer_;
     if constexpr (std::is_same_v<decltype(f(item)), bool>) {
       if (!f(item)) return;
     } else {
       f(item);
     }
   }
+}
+
+inline size_t ListView::count() const {
+  size_t n = 0;
+  forEach([&n](std::string_view) { ++n; });
+  return n;
 }
 
 }  // namespace ringlb::tls
