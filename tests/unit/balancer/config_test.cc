@@ -900,7 +900,7 @@ weight = 300
 TEST(ConfigTest, ErrorsNameTheFilePathGiven) {
   std::vector<std::string> errors;
   EXPECT_FALSE(parseConfig("[global]\nworkers = true\n", "conf/x.toml", errors).has_value());
-  ASSERT_FALSE(errors.empty());
+  ASSERT_EQ(errors.size(), 2u) << joined(errors);
   EXPECT_TRUE(errors[0].starts_with("conf/x.toml:1:1: no [[listener]]")) << errors[0];
   EXPECT_TRUE(errors[1].starts_with("conf/x.toml:2:11: wrong type for \"workers\"")) << errors[1];
 }
