@@ -14,6 +14,9 @@
 #include <cstdint>
 #include <span>
 
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t by value: hash the ticket without allocating
+#include <xxhash.h>
+
 namespace ringlb::tls {
 
 class ServerFlightObserver {
@@ -35,6 +38,26 @@ class ServerFlightObserver {
  private:
   // The helper implementing this owns the private state; it may add members freely.
   friend struct ServerFlightObserverState;
+
+  // Where the current handshake message's parser is (see server_flight.cc for the layouts).
+  enum class Step : uint8_t {
+    Skip,  // body of a message we do not inspect
+    End,   // structure complete: any further byte of the message is malformed
+    HelloVersion, HelloRandom, HelloSessionIdLen, HelloSessionId, HelloCipherSuite,
+    HelloCompression, HelloExtensionsLen, HelloExtensionHeader, HelloExtensionBody,
+    TicketHeader, TicketBody,
+  };
+
+  size_t consumeRecordHeader(std::span<const uint8_t> bytes);
+  size_t consumeHandshake(std::span<const uint8_t> bytes);
+  size_t consumeBody(std::span<const uint8_t> bytes);
+  void beginMessage();
+  void endMessage();
+  void fieldDone();
+  void expect(Step step, size_t bytes);
+  void extensionDone();
+  void fail();
+
   bool done_ = false;
   bool malformed_ = false;
   bool saw_server_hello_ = false;
@@ -45,6 +68,33 @@ class ServerFlightObserver {
   uint64_t ticket_digest_ = 0;
   size_t observed_ = 0;
   size_t max_observed_;
+
+  // Record layer (RFC 5246 s6.2.1): header bytes so far, then the fragment still to come.
+  uint8_t record_header_[5] = {};
+  uint8_t record_header_have_ = 0;
+  uint8_t record_type_ = 0;
+  size_t record_remaining_ = 0;  // 0 = reading a record header
+
+  // Handshake layer (RFC 5246 s7.4): message header so far, then body progress.
+  uint8_t hs_header_[4] = {};
+  uint8_t hs_header_have_ = 0;  // 4 = inside a body
+  uint8_t hs_type_ = 0;
+  size_t hs_length_ = 0;
+  size_t hs_offset_ = 0;
+
+  // Field-level parser for ServerHello / NewSessionTicket: the current field is collected
+  // (into field_ or session_id_), hashed (the ticket) or skipped.
+  Step step_ = Step::Skip;
+  uint8_t field_[6] = {};
+  size_t field_need_ = 0;
+  size_t field_have_ = 0;
+  uint16_t legacy_version_ = 0;
+  uint16_t selected_version_ = 0;  // from supported_versions, 0 if absent
+  uint8_t pending_session_id_len_ = 0;
+  uint16_t extension_type_ = 0;
+  size_t extensions_remaining_ = 0;
+  size_t ticket_len_ = 0;
+  XXH3_state_t ticket_hash_;
 };
 
 // Digest used as the affinity key for a TLS 1.2 session ticket: the same function must be
