@@ -72,15 +72,15 @@ class LeastConnSelector final : public Selector {
     const size_t n = pool_.backends.size();
     if (n == 0) return kNoBackend;
     const Backend* best = nullptr;
-    for (size_t k = 0; k < n; ++k) {
-      const Backend& b = *pool_.backends[(start_ + k) % n];
+    for (size_t k = 0, i = start_; k < n; ++k, i = (i + 1 == n) ? 0 : i + 1) {
+      const Backend& b = *pool_.backends[i];
       if (!usable(b, request.tried)) continue;
       if (best == nullptr || lessLoaded(b, *best) ||
           (!lessLoaded(*best, b) && b.weight > best->weight)) {
         best = &b;
       }
     }
-    start_ = (start_ + 1) % n;
+    start_ = (start_ + 1 == n) ? 0 : start_ + 1;
     return best ? best->index : kNoBackend;
   }
 
