@@ -14,18 +14,6 @@ std::string lowerCopy(std::string_view s) {
   return out;
 }
 
-// RFC 7301 s3.1: "Protocols are named by IANA-registered, opaque, non-empty byte strings",
-// compared byte for byte: no case folding.
-bool offers(const tls::ClientHelloInfo& hello, std::string_view protocol) {
-  if (!hello.has_alpn) return false;
-  bool found = false;
-  hello.alpn.forEach([&](std::string_view offered) {
-    found = offered == protocol;
-    return !found;
-  });
-  return found;
-}
-
 RouteDecision toPool(uint32_t pool, int32_t route, const char* reason) {
   return {RouteDecision::Kind::Pool, pool, route, reason};
 }
@@ -36,10 +24,28 @@ RouteDecision refuse(RouteDecision::Kind kind, const char* reason) {
 
 }  // namespace
 
+// The first rule, in the client's order of preference (RFC 7301 s3.1: protocol_name_list
+// is "in descending order of preference"), whose protocol the client offers; nullptr if none.
+// Protocol names are "opaque, non-empty byte strings", compared byte for byte: no case
+// folding. Following the client's order makes the result independent of config order.
+const Router::Rule* Router::firstOffered(const tls::ClientHelloInfo& hello,
+                                         const std::vector<Rule>& rules) {
+  if (!hello.has_alpn || rules.empty()) return nullptr;
+  const Rule* found = nullptr;
+  hello.alpn.forEach([&](std::string_view offered) {
+    for (const Rule& rule : rules) {
+      if (rule.alpn == offered) {
+        found = &rule;
+        return false;
+      }
+    }
+    return true;
+  });
+  return found;
+}
+
 const Router::Rule* Router::RuleSet::match(const tls::ClientHelloInfo& hello) const {
-  for (const Rule& rule : with_alpn) {
-    if (offers(hello, rule.alpn)) return &rule;
-  }
+  if (const Rule* rule = firstOffered(hello, with_alpn)) return rule;
   return has_plain ? &plain : nullptr;
 }
 
@@ -88,11 +94,9 @@ std::string_view Router::lowerSni(std::string_view sni, char (&out)[256]) {
   return {out, n};
 }
 
-// Rules that do not look at the SNI: ALPN-only routes (config order), then the catch-all.
+// Rules that do not look at the SNI: ALPN-only routes, then the catch-all.
 RouteDecision Router::matchAnySni(const tls::ClientHelloInfo& hello) const {
-  for (const Rule& rule : alpn_only_) {
-    if (offers(hello, rule.alpn)) return toPool(rule.pool, rule.route, "alpn");
-  }
+  if (const Rule* rule = firstOffered(hello, alpn_only_)) return toPool(rule->pool, rule->route, "alpn");
   if (has_catch_all_) return toPool(catch_all_.pool, catch_all_.route, "default");
   return refuse(RouteDecision::Kind::Close, "");  // reason "" = no match here
 }

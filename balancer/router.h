@@ -4,8 +4,10 @@
 // matches exactly one extra label ("a.example.org", not "example.org" nor "a.b.example.org").
 // SNI matching is case-insensitive; ALPN matching is exact (RFC 7301 s3.1: protocol names
 // are opaque bytes) and a route's alpn must be among the protocols the client offers. Among
-// several ALPN routes at the same level, config order decides. A route with neither sni nor
-// alpn is a catch-all, tried just before default_pool. Pure: no sockets.
+// several ALPN routes at the same level, the client's preference order decides (the first
+// offered protocol that has a route), so config order never matters. A route with neither
+// sni nor alpn (config validation rejects it today) is a catch-all, tried just before
+// default_pool. Pure: no sockets.
 //
 // Misses (RouteDecision::reason in quotes):
 //  - no SNI: on_no_sni. Close/Alert refuse ("no_sni"). Default routes the hello by the rules
@@ -51,8 +53,8 @@ class Router {
   static std::string_view lowerSni(std::string_view sni, char (&out)[256]);
 
  private:
-  // One name's (exact) or one suffix's (wildcard) rules: routes with an ALPN in config order,
-  // then the first route without one.
+  // One name's (exact) or one suffix's (wildcard) rules: routes with an ALPN, then the
+  // first route without one.
   struct Rule {
     std::string alpn;  // "" = any
     uint32_t pool = 0;
@@ -71,6 +73,7 @@ class Router {
   };
   using RuleMap = std::unordered_map<std::string, RuleSet, NameHash, std::equal_to<>>;
 
+  static const Rule* firstOffered(const tls::ClientHelloInfo& hello, const std::vector<Rule>& rules);
   RouteDecision matchAnySni(const tls::ClientHelloInfo& hello) const;  // ALPN-only, catch-all
   RouteDecision miss(MissAction action, const char* reason, const char* pool_reason) const;
 

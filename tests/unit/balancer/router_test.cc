@@ -140,10 +140,22 @@ TEST(RouterTest, AlpnOnlyRouteComesAfterSniRoutes) {
   expectPool(r.route(Hello("www.example.org", {"acme-tls/1"}).info), 3, 2, "wildcard");
 }
 
-TEST(RouterTest, AmongAlpnRoutesConfigOrderWins) {
-  Router r(listener({routeTo("", "b", "web"), routeTo("", "a", "api")}), kPools);
-  expectPool(r.route(Hello("x.test", {"a", "b"}).info), 1, 0, "alpn");
-  expectPool(r.route(Hello("x.test", {"a"}).info), 0, 1, "alpn");
+// RFC 7301 s3.1: the client lists protocols in descending preference; its first protocol
+// that has a route wins, whatever the config order.
+TEST(RouterTest, AmongAlpnRoutesTheClientsPreferenceWins) {
+  for (bool reversed : {false, true}) {
+    std::vector<RouteConfig> routes{routeTo("", "b", "web"), routeTo("", "a", "api")};
+    if (reversed) std::swap(routes[0], routes[1]);
+    Router r(listener(routes), kPools);
+    const int32_t a_index = reversed ? 0 : 1;
+    const int32_t b_index = reversed ? 1 : 0;
+    expectPool(r.route(Hello("x.test", {"a", "b"}).info), 0, a_index, "alpn");
+    expectPool(r.route(Hello("x.test", {"c", "b", "a"}).info), 1, b_index, "alpn");
+  }
+  Router exact(listener({routeTo("x.test", "h2", "grpc"), routeTo("x.test", "http/1.1", "web")}),
+               kPools);
+  expectPool(exact.route(Hello("x.test", {"http/1.1", "h2"}).info), 1, 1, "sni");
+  expectPool(exact.route(Hello("x.test", {"h2", "http/1.1"}).info), 2, 0, "sni");
 }
 
 TEST(RouterTest, CatchAllRouteComesJustBeforeDefault) {
