@@ -259,7 +259,6 @@ class Validator {
   void parseBinds(const Section& s, ListenerConfig& out);
   void parseRoute(const toml::table& table, size_t index, const ListenerConfig& listener,
                   std::map<std::string, std::string>& seen, RouteConfig& out);
-  void checkMissActions(const Section& s, ListenerConfig& out);
   void parsePool(const toml::table& table, size_t index, PoolConfig& out);
   void parseBackend(const toml::table& table, size_t index, const PoolConfig& pool,
                     std::map<std::string, std::string>& names,
@@ -541,7 +540,10 @@ void Validator::parseListener(const toml::table& table, size_t index, ListenerCo
     fail(table.source(), label + " has no route and no default_pool",
          "at least one [[listener.route]] or a default_pool");
   }
-  checkMissActions(s, out);
+  // "default" without a default_pool is valid: the router then alerts (config.h).
+  readEnum(s, "on_no_sni", out.on_no_sni, kMissActions);
+  readEnum(s, "on_not_tls", out.on_not_tls, kMissActions);
+  readEnum(s, "on_no_match", out.on_no_match, kMissActions);
 }
 
 void Validator::parseBinds(const Section& s, ListenerConfig& out) {
@@ -595,10 +597,6 @@ void Validator::parseRoute(const toml::table& table, size_t index, const Listene
            R"(a protocol ID of 1..255 bytes like "h2" (RFC 7301), or no alpn key to match any)");
     }
   }
-  if (!table.contains("sni") && !table.contains("alpn")) {
-    fail(table.source(), s.label + " matches everything",
-         "an sni and/or alpn to match (use default_pool for a catch-all)");
-  }
   if (const toml::node* node = readString(s, "pool", out.pool)) {
     pool_refs_.push_back({out.pool, node->source(), s.label});
   } else if (!table.contains("pool")) {
@@ -609,32 +607,6 @@ void Validator::parseRoute(const toml::table& table, size_t index, const Listene
   if (!inserted) {
     fail(table.source(), s.label + " repeats the route at " + it->second + " (" + key + ")",
          "each sni/alpn combination once per listener");
-  }
-}
-
-// MissAction::Default with no default_pool has nowhere to send the connection. After
-// loading, Default always implies a default_pool: an unset on_no_sni falls back to
-// "close", an explicit "default" is an error.
-void Validator::checkMissActions(const Section& s, ListenerConfig& out) {
-  struct Action {
-    std::string_view key;
-    MissAction& value;
-  };
-  Action actions[] = {{"on_no_sni", out.on_no_sni},
-                      {"on_not_tls", out.on_not_tls},
-                      {"on_no_match", out.on_no_match}};
-  for (Action& action : actions) {
-    if (!readEnum(s, action.key, action.value, kMissActions)) {
-      if (action.value == MissAction::Default && !s.table.contains("default_pool")) {
-        action.value = MissAction::Close;
-      }
-      continue;
-    }
-    if (action.value == MissAction::Default && !s.table.contains("default_pool")) {
-      fail(s.table.get(action.key)->source(),
-           std::string(action.key) + " = \"default\" in " + s.label + " but there is no default_pool",
-           "a default_pool, or \"close\" or \"alert\"");
-    }
   }
 }
 

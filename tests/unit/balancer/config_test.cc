@@ -631,17 +631,25 @@ TEST(ConfigTest, AlpnMustBe1To255Bytes) {
   EXPECT_TRUE(parse(base + "alpn = \"" + std::string(255, 'x') + "\"\n").config.has_value());
 }
 
-TEST(ConfigTest, RouteNeedsAPoolAndSomethingToMatch) {
-  auto errors = errorsOf(std::string(kMinimal) + R"([[listener.route]]
+TEST(ConfigTest, RouteWithoutPoolIsRejected) {
+  EXPECT_EQ(errorOf(std::string(kMinimal) + R"([[listener.route]]
 sni = "a.example.org"
-[[listener.route]]
-pool = "api"
-)");
-  ASSERT_EQ(errors.size(), 2u) << joined(errors);
-  EXPECT_EQ(errors[0], "t.toml:12:1: missing required key \"pool\" in [[listener.route]] #1 of "
-                       "listener \"vip\"; expected the [[pool]] name to route to");
-  EXPECT_EQ(errors[1], "t.toml:14:1: [[listener.route]] #2 of listener \"vip\" matches everything; "
-                       "expected an sni and/or alpn to match (use default_pool for a catch-all)");
+)"),
+            "t.toml:12:1: missing required key \"pool\" in [[listener.route]] #1 of listener "
+            "\"vip\"; expected the [[pool]] name to route to");
+}
+
+// A route with neither sni nor alpn is the router's catch-all; a second one is unreachable.
+TEST(ConfigTest, OneCatchAllRouteIsAcceptedButNotTwo) {
+  std::string one = std::string(kMinimal) + "[[listener.route]]\npool = \"api\"\n";
+  Parsed parsed = parse(one);
+  ASSERT_TRUE(parsed.config.has_value()) << joined(parsed.errors);
+  EXPECT_EQ(parsed.config->listeners[0].routes.at(0).sni, "");
+  EXPECT_EQ(parsed.config->listeners[0].routes.at(0).alpn, "");
+  EXPECT_EQ(errorOf(one + "[[listener.route]]\npool = \"api\"\n"),
+            "t.toml:14:1: [[listener.route]] #2 of listener \"vip\" repeats the route at "
+            "t.toml:12:1 (sni \"\" alpn \"\"); expected each sni/alpn combination once per "
+            "listener");
 }
 
 TEST(ConfigTest, RepeatedRouteIsReportedWithTheFirst) {
@@ -668,29 +676,42 @@ backend = [{ name = "a", address = "10.0.0.1:443" }]
             "one [[listener.route]] or a default_pool");
 }
 
-TEST(ConfigTest, DefaultActionNeedsADefaultPool) {
-  std::string routes_only = R"([[listener]]
+// "default" with no default_pool is left to the router (config.h: it then alerts), so the
+// parser accepts it, explicit or not.
+TEST(ConfigTest, MissActionsAreReadAndDefaultNeedsNoDefaultPool) {
+  Parsed parsed = parse(R"([[listener]]
 name = "vip"
 bind = ["127.0.0.1:0"]
+on_no_sni = "alert"
+on_not_tls = "default"
+on_no_match = "close"
 [[listener.route]]
 sni = "a.example.org"
+pool = "api"
+[[listener]]
+name = "v2"
+bind = ["127.0.0.1:1"]
+on_no_sni = "default"
+on_no_match = "default"
+[[listener.route]]
+alpn = "h2"
 pool = "api"
 [[pool]]
 name = "api"
 backend = [{ name = "a", address = "10.0.0.1:443" }]
-)";
-  // Unset on_no_sni falls back to "close" when there is no default pool to send to.
-  Parsed parsed = parse(routes_only);
+)");
   ASSERT_TRUE(parsed.config.has_value()) << joined(parsed.errors);
-  EXPECT_EQ(parsed.config->listeners[0].on_no_sni, MissAction::Close);
-  EXPECT_EQ(parsed.config->listeners[0].on_no_match, MissAction::Alert);
-
-  EXPECT_EQ(errorOf(routes_only + "[[listener]]\nname = \"v2\"\nbind = [\"127.0.0.1:1\"]\n"
-                                  "default_pool = \"api\"\n" +
-                    "[[listener]]\nname = \"v3\"\nbind = [\"127.0.0.1:2\"]\non_no_match = \"default\"\n"
-                    "[[listener.route]]\nalpn = \"h2\"\npool = \"api\"\n"),
-            "t.toml:17:15: on_no_match = \"default\" in [[listener]] \"v3\" but there is no "
-            "default_pool; expected a default_pool, or \"close\" or \"alert\"");
+  const auto& listeners = parsed.config->listeners;
+  EXPECT_EQ(listeners[0].on_no_sni, MissAction::Alert);
+  EXPECT_EQ(listeners[0].on_not_tls, MissAction::Default);
+  EXPECT_EQ(listeners[0].on_no_match, MissAction::Close);
+  EXPECT_EQ(listeners[1].on_no_sni, MissAction::Default);
+  EXPECT_EQ(listeners[1].on_not_tls, ListenerConfig{}.on_not_tls);
+  EXPECT_EQ(listeners[1].on_no_match, MissAction::Default);
+  EXPECT_EQ(errorOf(std::string(kListener) + "on_no_sni = \"drop\"\n" +
+                    "[[pool]]\nname = \"api\"\nbackend = [{ name = \"a\", address = \"10.0.0.1:443\" }]\n"),
+            "t.toml:6:13: unknown on_no_sni \"drop\" in [[listener]] \"vip\"; expected one of: "
+            "default, close, alert");
 }
 
 TEST(ConfigTest, IntegerRangesAreEnforced) {
