@@ -60,9 +60,9 @@ struct ListenerConfig {
   uint32_t client_hello_max = 16 * 1024;
   std::vector<RouteConfig> routes;
   std::string default_pool;             // "" = none
-  MissAction on_no_sni = MissAction::Default;
+  MissAction on_no_sni = MissAction::Default;    // Default: default_pool if set, else Alert
   MissAction on_not_tls = MissAction::Close;
-  MissAction on_no_match = MissAction::Alert;
+  MissAction on_no_match = MissAction::Default;  // Default: default_pool if set, else Alert
   std::string where;
 };
 

@@ -71,8 +71,12 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
   sni_len_ = alpn_len_ = 0;
   hash_ = 0;
   tried_count_ = 0;
-  dirs_[0] = Direction{};
-  dirs_[1] = Direction{};
+  for (Direction& dir : dirs_) {
+    dir.queue.clear();  // keeps its storage: pooled connections do not reallocate
+    BufferQueue kept = std::move(dir.queue);
+    dir = Direction{};
+    dir.queue = std::move(kept);
+  }
   observer_ = tls::ServerFlightObserver{};
   counted_ = true;
   started_ = last_activity_ = loop.now();

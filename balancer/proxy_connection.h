@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "balancer/config.h"
 #include "core/event_loop.h"
@@ -61,15 +62,39 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   };
   enum TimerKind : uint8_t { kHelloTimer = 1, kIdleTimer, kRetryRecv0, kRetryRecv1 };
 
+  // Buffers received on one side and not yet sent on: a FIFO of (buffer id, length).
+  // Backpressure cancels the multishot recv at max_queued_per_direction, but completions the
+  // kernel posted before the cancel still arrive (a multishot recv may post up to 32 in one
+  // batch), and a filled buffer must never be dropped: the ring grows in that case. Its
+  // storage belongs to the pooled connection object, so growth is rare and not per operation.
+  class BufferQueue {
+   public:
+    bool empty() const { return count_ == 0; }
+    uint32_t size() const { return count_; }
+    void push(uint16_t id, uint32_t len);
+    uint16_t frontId() const { return entries_[head_].id; }
+    uint32_t frontLen() const { return entries_[head_].len; }
+    void pop() {
+      head_ = (head_ + 1) & (static_cast<uint32_t>(entries_.size()) - 1);
+      --count_;
+    }
+    void clear() { head_ = count_ = 0; }
+
+   private:
+    struct Entry {
+      uint16_t id;
+      uint32_t len;
+    };
+    std::vector<Entry> entries_;  // power-of-two size; allocated on first push
+    uint32_t head_ = 0;
+    uint32_t count_ = 0;
+  };
+
   // Direction 0: client -> backend; direction 1: backend -> client.
   struct Direction {
-    static constexpr uint8_t kMaxQueue = 16;
     int from = -1;
     int to = -1;
-    uint16_t ids[kMaxQueue] = {};
-    uint32_t lens[kMaxQueue] = {};
-    uint8_t head = 0;
-    uint8_t count = 0;
+    BufferQueue queue;
     uint32_t head_sent = 0;
     bool recv_armed = false;
     bool multishot = false;

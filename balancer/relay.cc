@@ -25,6 +25,19 @@
 
 namespace ringlb::balancer {
 
+void ProxyConnection::BufferQueue::push(uint16_t id, uint32_t len) {
+  uint32_t capacity = static_cast<uint32_t>(entries_.size());
+  if (count_ == capacity) {
+    std::vector<Entry> grown(capacity == 0 ? 32 : capacity * 2);
+    for (uint32_t i = 0; i < count_; ++i) grown[i] = entries_[(head_ + i) & (capacity - 1)];
+    entries_ = std::move(grown);
+    head_ = 0;
+    capacity = static_cast<uint32_t>(entries_.size());
+  }
+  entries_[(head_ + count_) & (capacity - 1)] = {id, len};
+  ++count_;
+}
+
 void ProxyConnection::touch() { last_activity_ = worker_.loop().now(); }
 
 void ProxyConnection::startRelay() {
@@ -57,11 +70,11 @@ void ProxyConnection::startRelay() {
 void ProxyConnection::armRecv(int d) {
   Direction& dir = dirs_[d];
   if (state_ != State::Relay || dir.recv_armed || dir.cancel_pending || dir.eof || dir.splice) return;
-  if (dir.count >= worker_.runtime().config.global.max_queued_per_direction) return;
+  if (dir.queue.size() >= worker_.runtime().config.global.max_queued_per_direction) return;
   if (!dir.observe && worker_.relayKind() == RelayKind::Splice) {
     // The server flight has been observed (affinity learned): splice from now on, once
     // everything read so far has been sent (onSend calls back here when the queue drains).
-    if (dir.count > 0 || dir.send_inflight) return;
+    if (!dir.queue.empty() || dir.send_inflight) return;
     if (!openPipe(dir)) {
       finish(EndReason::InternalError);
       return;
@@ -84,10 +97,7 @@ void ProxyConnection::onRecv(int d, const core::Completion& c) {
       worker_.loop().releaseBuffer(id);
       return;
     }
-    uint8_t tail = static_cast<uint8_t>((dir.head + dir.count) % Direction::kMaxQueue);
-    dir.ids[tail] = id;
-    dir.lens[tail] = static_cast<uint32_t>(c.res);
-    ++dir.count;
+    dir.queue.push(id, static_cast<uint32_t>(c.res));
     dir.bytes += static_cast<uint32_t>(c.res);
     touch();
     if (dir.observe) {
@@ -99,16 +109,16 @@ void ProxyConnection::onRecv(int d, const core::Completion& c) {
     }
     trySend(d);
     uint32_t max_queued = worker_.runtime().config.global.max_queued_per_direction;
-    if (dir.count >= max_queued && dir.recv_armed && !dir.cancel_pending) {
+    if (dir.queue.size() >= max_queued && dir.recv_armed && !dir.cancel_pending) {
       dir.cancel_pending = true;  // backpressure: stop reading until the queue drains
       worker_.loop().cancelOp(slot_, static_cast<uint8_t>(kCancelRecv0 + d), static_cast<uint8_t>(kRecv0 + d));
     }
   } else if (c.res == 0) {
     dir.eof = true;
-    if (dir.count == 0 && !dir.send_inflight) propagateEof(d);
+    if (dir.queue.empty() && !dir.send_inflight) propagateEof(d);
   } else if (c.res == -ENOBUFS) {
     // The worker's buffer ring is empty: retry shortly (buffers return as sends complete).
-    if (state_ == State::Relay && dir.count == 0)
+    if (state_ == State::Relay && dir.queue.empty())
       worker_.loop().timers().schedule(retry_timers_[d], worker_.loop().now() + core::TimerWheel::kTick);
   } else if (c.res == -ECANCELED) {
     dir.cancel_pending = false;
@@ -128,11 +138,11 @@ void ProxyConnection::onRecvCancelled(int d) {
 
 void ProxyConnection::trySend(int d) {
   Direction& dir = dirs_[d];
-  if (dir.send_inflight || dir.count == 0 || state_ != State::Relay) return;
-  std::span<uint8_t> buf = worker_.loop().buffer(dir.ids[dir.head]);
+  if (dir.send_inflight || dir.queue.empty() || state_ != State::Relay) return;
+  std::span<uint8_t> buf = worker_.loop().buffer(dir.queue.frontId());
   dir.send_inflight = true;
   worker_.loop().send(slot_, static_cast<uint8_t>(kSend0 + d), dir.to, buf.data() + dir.head_sent,
-                      dir.lens[dir.head] - dir.head_sent);
+                      dir.queue.frontLen() - dir.head_sent);
 }
 
 void ProxyConnection::onSend(int d, int32_t res) {
@@ -146,14 +156,13 @@ void ProxyConnection::onSend(int d, int32_t res) {
   }
   touch();
   dir.head_sent += static_cast<uint32_t>(res);
-  if (dir.head_sent >= dir.lens[dir.head]) {
-    worker_.loop().releaseBuffer(dir.ids[dir.head]);
-    dir.head = static_cast<uint8_t>((dir.head + 1) % Direction::kMaxQueue);
-    --dir.count;
+  if (dir.head_sent >= dir.queue.frontLen()) {
+    worker_.loop().releaseBuffer(dir.queue.frontId());
+    dir.queue.pop();
     dir.head_sent = 0;
   }
   trySend(d);
-  if (dir.count == 0 && !dir.send_inflight) {
+  if (dir.queue.empty() && !dir.send_inflight) {
     if (dir.eof) {
       propagateEof(d);
       return;
@@ -163,10 +172,9 @@ void ProxyConnection::onSend(int d, int32_t res) {
 }
 
 void ProxyConnection::releaseQueued(Direction& dir) {
-  while (dir.count > 0) {
-    worker_.loop().releaseBuffer(dir.ids[dir.head]);
-    dir.head = static_cast<uint8_t>((dir.head + 1) % Direction::kMaxQueue);
-    --dir.count;
+  while (!dir.queue.empty()) {
+    worker_.loop().releaseBuffer(dir.queue.frontId());
+    dir.queue.pop();
   }
   dir.head_sent = 0;
 }

@@ -28,7 +28,9 @@ bool setupLogging(const LogOptions& options, std::string* error) {
     main->flush_on(spdlog::level::info);
     std::shared_ptr<spdlog::logger> access;
     if (options.access_log) {
-      spdlog::sink_ptr sink = options.access_file.empty() ? main_sink : makeSink(options.access_file);
+      // A sink of its own even for the same destination: spdlog formats per sink, and the
+      // access lines have their own pattern.
+      spdlog::sink_ptr sink = makeSink(options.access_file.empty() ? options.file : options.access_file);
       access = std::make_shared<spdlog::async_logger>("access", sink, spdlog::thread_pool(),
                                                       spdlog::async_overflow_policy::overrun_oldest);
       access->set_pattern("%Y-%m-%dT%H:%M:%S.%e access %v");

@@ -117,8 +117,7 @@ class RingLB(Process):
             f.write(config_text)
         self.ready_path = os.path.join(self.dir, "ready")
         argv = [RINGLB, "run", "-c", self.config_path, "--ready-file", self.ready_path]
-        if workers:
-            argv += ["--workers", str(workers)]
+        argv += ["--workers", str(workers or 2)]
         super().__init__(argv, name=name)
         self.listeners = {}
         if expect_ready:
