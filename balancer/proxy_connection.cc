@@ -70,6 +70,8 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
   preamble_len_ = preamble_sent_ = preamble_off_ = 0;
   sni_len_ = alpn_len_ = 0;
   hash_ = 0;
+  peer_known_ = false;
+  if (core::accessLog() != nullptr) peer();
   tried_count_ = 0;
   for (Direction& dir : dirs_) {
     dir.queue.clear();  // keeps its storage: pooled connections do not reallocate
@@ -161,14 +163,7 @@ void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
   const PoolConfig& pc = *pool_->config;
   if (pc.algorithm == Algorithm::Maglev) {
     std::string_view client_bytes;
-    core::SocketAddress peer;
-    if (pc.hash_key != HashKey::Sni) {
-      socklen_t len = sizeof(sockaddr_storage);
-      if (::getpeername(client_fd_, peer.sockaddrPtr(), &len) == 0) {
-        peer.setLength(len);
-        client_bytes = peer.hostBytes();
-      }
-    }
+    if (pc.hash_key != HashKey::Sni) client_bytes = peer().hostBytes();
     hash_ = hashKey(pc.hash_key, {sni_, sni_len_}, client_bytes);
   }
   // Session affinity: a resumption attempt goes back to the backend that issued the
@@ -274,12 +269,10 @@ void ProxyConnection::sendPreamble() {
   preamble_len_ = hello_len_;
   if (pool_->config->proxy_protocol == ProxyProtocol::V2) {
     uint8_t header[kProxyV2MaxHeader];
-    core::SocketAddress peer, local;
+    core::SocketAddress local;
     socklen_t len = sizeof(sockaddr_storage);
-    if (::getpeername(client_fd_, peer.sockaddrPtr(), &len) == 0) peer.setLength(len);
-    len = sizeof(sockaddr_storage);
     if (::getsockname(client_fd_, local.sockaddrPtr(), &len) == 0) local.setLength(len);
-    size_t n = encodeProxyV2(header, peer, local, {{sni_, sni_len_}, {alpn_, alpn_len_}});
+    size_t n = encodeProxyV2(header, peer(), local, {{sni_, sni_len_}, {alpn_, alpn_len_}});
     static_assert(HelloBuffer::kHeadroom >= kProxyV2MaxHeader);
     preamble_off_ = static_cast<uint32_t>(HelloBuffer::kHeadroom - n);
     std::memcpy(hello_->data.get() + preamble_off_, header, n);
@@ -420,15 +413,23 @@ void ProxyConnection::maybeFree() {
   worker_.connectionClosed(this);  // may hand this object to the next accept: touch nothing after
 }
 
+const core::SocketAddress& ProxyConnection::peer() {
+  if (!peer_known_) {
+    peer_known_ = true;
+    peer_ = core::SocketAddress{};
+    socklen_t len = sizeof(sockaddr_storage);
+    if (::getpeername(client_fd_, peer_.sockaddrPtr(), &len) == 0) peer_.setLength(len);
+  }
+  return peer_;
+}
+
 void ProxyConnection::logAccess() {
   spdlog::logger* access = core::accessLog();
   if (access == nullptr) return;
-  core::SocketAddress peer;
-  socklen_t len = sizeof(sockaddr_storage);
-  if (client_fd_ >= 0 && ::getpeername(client_fd_, peer.sockaddrPtr(), &len) == 0) peer.setLength(len);
+  const core::SocketAddress& client = peer();
   auto ms = std::chrono::duration<double, std::milli>(worker_.loop().now() - started_).count();
   access->info("client={} listener={} sni={} alpn={} pool={} backend={} bytes_in={} bytes_out={} duration_ms={:.1f} end={}{}{}",
-               peer.length() ? peer.toString() : "-", listener_->config->name,
+               client.length() ? client.toString() : "-", listener_->config->name,
                sni_len_ ? std::string_view(sni_, sni_len_) : "-", alpn_len_ ? std::string_view(alpn_, alpn_len_) : "-",
                pool_ ? std::string_view(pool_->name) : "-", backend_ ? std::string_view(backend_->name) : "-",
                dirs_[0].bytes, dirs_[1].bytes, ms, endReasonName(end_), end_errno_ ? " errno=" : "",

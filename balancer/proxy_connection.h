@@ -149,6 +149,8 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   void finish(EndReason reason);
   void maybeFree();
   void logAccess();
+  // The client's address, fetched once (getpeername fails after the peer has gone).
+  const core::SocketAddress& peer();
   EndReason resetReason(int d) const { return d == 0 ? EndReason::ClientReset : EndReason::BackendReset; }
 
   Worker& worker_;
@@ -174,6 +176,8 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   char alpn_[64] = {};
   uint8_t alpn_len_ = 0;
   uint64_t hash_ = 0;
+  core::SocketAddress peer_{};
+  bool peer_known_ = false;
 
   static constexpr uint32_t kMaxTries = 8;
   uint32_t tried_[kMaxTries] = {};

@@ -43,6 +43,7 @@ class RoutingTest(IntegrationTest):
         log = self.stop_ringlb(lb)
         self.assertIn("sni=alpha.test", log)
         self.assertIn("pool=beta backend=b1", log)
+        self.assertRegex(log, r"client=127\.0\.0\.1:\d+ listener=vip sni=alpha.test")  # peer known after close
 
     def test_sni_match_is_case_insensitive(self):
         alpha = self.start(SServer("alpha-1", "alpha.test"))
