@@ -181,6 +181,19 @@ struct RecordWalk {
   size_t hello_bytes = 0;  // 4 + ClientHello body length; 0 until known
 };
 
+// Hello bytes still missing once `hs_seen` bytes in complete records plus `in_record` in the
+// current one are in; 0 while the hello's length is unknown.
+size_t remainingAfter(const RecordWalk& walk, size_t hs_seen, size_t in_record) {
+  return walk.hello_bytes == 0 ? 0 : walk.hello_bytes - hs_seen - in_record;
+}
+
+// bytes_needed is the least input size at which the hello could be complete: the rest of the
+// current record and, if the hello needs more, one more header plus every missing hello byte.
+// (Until the handshake length is known, just the current record or the next header.) Re-parsing
+// earlier could only find more NeedMore, or an Invalid that a later parse still finds, since
+// every parse walks from the start. A tighter "next record" answer would let a client that
+// splits its hello into 1-byte records make a well-behaved caller walk O(records^2) headers;
+// with this bound each re-parse covers a constant fraction of what is missing.
 ParseStatus walkRecords(std::span<const uint8_t> input, const ParseLimits& limits,
                         RecordWalk& walk, ClientHelloInfo& info) {
   std::array<uint8_t, kHandshakeHeaderBytes> hs_header{};
@@ -195,7 +208,8 @@ ParseStatus walkRecords(std::span<const uint8_t> input, const ParseLimits& limit
         return fail(info, pos == 0 ? ParseError::NotTls : ParseError::RecordTypeChanged);
       }
       if (avail >= 2 && input[pos + 1] != 3) return fail(info, ParseError::BadRecordVersion);
-      info.bytes_needed = input.empty() ? 1 : pos + kRecordHeaderBytes;
+      info.bytes_needed =
+          input.empty() ? 1 : pos + kRecordHeaderBytes + remainingAfter(walk, hs_seen, 0);
       return ParseStatus::NeedMore;
     }
     if (input[pos] != kContentHandshake) {
@@ -227,7 +241,8 @@ ParseStatus walkRecords(std::span<const uint8_t> input, const ParseLimits& limit
       return fail(info, ParseError::TrailingHandshakeData);
     }
     if (fragment_avail < length) {
-      info.bytes_needed = fragment + length;
+      const size_t rest = remainingAfter(walk, hs_seen, length);
+      info.bytes_needed = fragment + length + (rest == 0 ? 0 : kRecordHeaderBytes + rest);
       return ParseStatus::NeedMore;
     }
     hs_seen += length;

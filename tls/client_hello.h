@@ -8,8 +8,10 @@
 //    ClientHelloInfo then point into `scratch`, otherwise into `input`. The views are valid as
 //    long as both spans are.
 //  - It is cheap when it returns NeedMore: it walks record headers only, and fills
-//    `info.bytes_needed` with the minimum total input length worth parsing again, so a caller
-//    fed one byte at a time does O(records) work, not O(bytes^2).
+//    `info.bytes_needed` with the minimum total input length worth parsing again (the least
+//    size at which the hello could be complete; any shorter input gives NeedMore again, and an
+//    Invalid stream is still reported once it reaches that size), so a caller fed one byte at a
+//    time does O(records) work per parse and few parses, not O(bytes^2).
 //  - It is strict: every length must agree with its container; more than one name in a
 //    server_name list, a second server_name extension, a duplicate extension of any type, an
 //    empty or over-long host name, or one with NUL/control/non-ASCII bytes is Invalid.
@@ -95,6 +97,7 @@ struct ClientHelloInfo {
 
   size_t hello_record_bytes = 0;  // input bytes consumed by the records holding the hello
   size_t bytes_needed = 0;        // on NeedMore: parse again once input.size() >= this
+                                  // (> input.size(); never more than the hello's records need)
   ParseError error = ParseError::None;
 
   // Highest version offered: the highest non-GREASE (0x?a?a, RFC 8701 s2) entry of

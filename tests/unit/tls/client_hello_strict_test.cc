@@ -152,6 +152,17 @@ TEST(ClientHelloTest, NeedMoreLooksOnlyAtHeaders) {
   EXPECT_EQ(s.bytes_needed, 5u + 256u);
 }
 
+TEST(ClientHelloTest, BytesNeededCountsEveryMissingHelloByteOnceTheLengthIsKnown) {
+  // A 1000-byte hello whose first record carries 100 bytes: complete at the earliest after
+  // that record, one more header and the other 900 bytes.
+  Bytes first = {0x16, 0x03, 0x01, 0x00, 0x64, 0x01, 0x00, 0x03, 0xe4};
+  first.resize(5 + 100, 0x00);
+  EXPECT_EQ(parse(first).bytes_needed, 5u + 100u + 5u + 900u);
+  EXPECT_EQ(parsePrefix(first, 50).bytes_needed, 5u + 100u + 5u + 900u);
+  // Before the handshake length is known, only the next header is promised.
+  EXPECT_EQ(parse({0x16, 0x03, 0x01, 0x00, 0x01, 0x01}).bytes_needed, 11u);
+}
+
 TEST(ClientHelloTest, BytesAfterTheHelloInItsRecordsAreTrailingData) {
   Bytes in_record = HelloBuilder{}.handshake();
   in_record.insert(in_record.end(), {0x0b, 0x00, 0x00, 0x00});  // another handshake message
