@@ -20,6 +20,10 @@ namespace ringlb::test {
 std::atomic<long> g_allocations{0};
 }  // namespace ringlb::test
 
+// A replacement allocator is malloc/free underneath by design; GCC cannot see that the
+// pairs match and warns (-Wmismatched-new-delete) in optimised builds.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t size) {
   ringlb::test::g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
@@ -30,6 +34,7 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace ringlb::balancer {
 namespace {
