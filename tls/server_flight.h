@@ -30,7 +30,9 @@ class ServerFlightObserver {
   bool malformed() const { return malformed_; }
   bool sawServerHello() const { return saw_server_hello_; }
   uint16_t version() const { return version_; }  // 0 until ServerHello was parsed
+  // TLS 1.2 only: empty under TLS 1.3, whose legacy_session_id_echo is the client's value.
   std::span<const uint8_t> sessionId() const { return {session_id_, session_id_len_}; }
+  // A non-empty NewSessionTicket was seen (an empty one means "no ticket", RFC 5077 s3.3).
   bool hasTicket() const { return has_ticket_; }
   uint64_t ticketDigest() const { return ticket_digest_; }
   size_t observedBytes() const { return observed_; }
