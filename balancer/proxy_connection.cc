@@ -38,6 +38,7 @@ const uint8_t* alertRecord(uint8_t alert) {
 const char* endReasonName(EndReason reason) {
   switch (reason) {
     case EndReason::Done: return "done";
+    case EndReason::ClientClosed: return "client_closed";
     case EndReason::ClientReset: return "client_error";
     case EndReason::BackendReset: return "backend_error";
     case EndReason::IdleTimeout: return "idle_timeout";
@@ -102,7 +103,8 @@ void ProxyConnection::onHelloRecv(int32_t res) {
   if (state_ != State::Hello) return;
   if (res <= 0) {
     end_errno_ = -res;
-    finish(res == 0 ? EndReason::HelloInvalid : EndReason::ClientReset);
+    // EOF before a complete hello: a TCP health probe or a client that gave up.
+    finish(res == 0 ? EndReason::ClientClosed : EndReason::ClientReset);
     return;
   }
   hello_len_ += static_cast<uint32_t>(res);

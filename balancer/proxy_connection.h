@@ -32,7 +32,7 @@ struct HelloBuffer;
 
 // Why a connection ended, for the access log and counters.
 enum class EndReason : uint8_t {
-  Done, ClientReset, BackendReset, IdleTimeout, HelloTimeout, HelloInvalid, NotTls,
+  Done, ClientClosed, ClientReset, BackendReset, IdleTimeout, HelloTimeout, HelloInvalid, NotTls,
   NoRoute, NoBackend, ConnectFailed, Draining, InternalError,
 };
 const char* endReasonName(EndReason reason);

@@ -59,18 +59,24 @@ void UringLoop::send(SlotRef slot, uint8_t op, int fd, const void* buf, size_t l
 
 void UringLoop::connect(SlotRef slot, uint8_t op, int fd, const SocketAddress& addr,
                         std::chrono::milliseconds timeout, uint8_t timeout_op) {
+  __kernel_timespec* ts = timespecSlot();
+  ts->tv_sec = timeout.count() / 1000;
+  ts->tv_nsec = (timeout.count() % 1000) * 1000000;
   ring_.reserve(2);
   io_uring_sqe* sqe = prep(slot, op);
+  // The connect address is copied by the kernel at submission too: SocketAddress lives in the
+  // pool's Backend, which outlives the connection.
   io_uring_prep_connect(sqe, fd, addr.sockaddrPtr(), addr.length());
   sqe->flags |= IOSQE_IO_LINK;
-  // The timespec is read at submission time for linked timeouts (io_uring_prep_link_timeout
-  // copies it into the SQE's request on submit), but keep it alive until then: store per
-  // slot would cost memory, so submit right away.
-  __kernel_timespec ts{};
-  ts.tv_sec = timeout.count() / 1000;
-  ts.tv_nsec = (timeout.count() % 1000) * 1000000;
-  io_uring_prep_link_timeout(prep(slot, timeout_op), &ts, 0);
-  io_uring_submit(ring_.raw());
+  io_uring_prep_link_timeout(prep(slot, timeout_op), ts, 0);
+}
+
+__kernel_timespec* UringLoop::timespecSlot() {
+  if (timespecs_used_ == kTimespecs) {
+    io_uring_submit(ring_.raw());
+    timespecs_used_ = 0;
+  }
+  return &timespecs_[timespecs_used_++];
 }
 
 void UringLoop::splice(SlotRef slot, uint8_t op, int fd_in, int fd_out, uint32_t len) {
@@ -126,6 +132,7 @@ void UringLoop::run() {
   while (running_) {
     auto budget = timers_->sleepBudget(now_, std::chrono::milliseconds(1000));
     ring_.submitAndWait(budget);
+    timespecs_used_ = 0;  // everything prepared so far has been submitted
     now_ = Clock::now();
     unsigned head;
     unsigned count = 0;

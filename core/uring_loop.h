@@ -57,6 +57,13 @@ class UringLoop final : public EventLoop {
   io_uring_sqe* prep(SlotRef slot, uint8_t op);
   void dispatch(io_uring_cqe* cqe);
 
+  // Linked-timeout timespecs are read by the kernel when the SQE is submitted, not when it
+  // is prepared: they live here until the next submit (a full pool forces one).
+  __kernel_timespec* timespecSlot();
+  static constexpr size_t kTimespecs = 256;
+  __kernel_timespec timespecs_[kTimespecs] = {};
+  size_t timespecs_used_ = 0;
+
   Ring ring_;
   BufferRing buffers_;
   SlotTable slots_;

@@ -210,6 +210,14 @@ class PipelineTest(IntegrationTest):
         log = self.stop_ringlb(lb)
         self.assertRegex(log, r"refusing invalid ClientHello: \S+")
 
+    def test_connect_and_close_without_data_is_logged_as_client_closed(self):
+        backend = self.server(RawBackend("echo"))
+        lb = self.ringlb(vip_config(backends(("b", backend.address))))
+        socket.create_connection(("127.0.0.1", lb.port()), timeout=5).close()  # e.g. keepalived's TCP probe
+        wait_for(lambda: "end=client_closed" in lb.output(), what="access line")
+        self.assertEqual(backend.connections, 0)
+        self.assertNotIn("refusing invalid", self.stop_ringlb(lb))
+
     def test_trickled_hello_times_out_from_accept(self):
         backend = self.server(RawBackend("echo"))
         lb = self.ringlb(vip_config(backends(("b", backend.address)), 'client_hello_timeout = "1s"'))
