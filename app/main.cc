@@ -166,7 +166,7 @@ int run(const Args& args) {
     return 2;
   }
   core::UringFeatures features = core::probeUring();
-  core::log().info("{}", features.summary());
+  if (features.available) core::log().info("{}", features.summary());
   if (std::string missing = features.missingEssentials(); !missing.empty()) {
     core::log().critical("cannot run: {}", missing);
     core::shutdownLogging();

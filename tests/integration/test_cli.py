@@ -35,6 +35,14 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn(f"{path}:2:", r.stderr)
 
+    def test_without_io_uring_it_exits_saying_why_and_how_to_fix(self):
+        no_uring = os.environ.get("NO_URING_BIN", os.path.join(ROOT, "build/tests/integration/no_uring"))
+        r = subprocess.run([no_uring, RINGLB, "run", "-c", os.path.join(ROOT, "conf/internal-vip.toml")],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("io_uring_setup failed: Operation not permitted", r.stderr)
+        self.assertIn("seccomp", r.stderr)
+
     def test_demo_routes_by_sni(self):
         env = dict(os.environ, SKIP_BUILD="1", DEMO_SECONDS="0", DEMO_PORT="0", RINGLB_BIN=RINGLB)
         r = subprocess.run([os.path.join(ROOT, "scripts/demo.sh")], capture_output=True, text=True, timeout=120,
