@@ -153,6 +153,16 @@ bool writeReadyFile(const std::string& path, const std::vector<std::pair<std::st
 }
 
 int run(const Args& args) {
+  // Block before any thread exists (spdlog's included): every thread inherits the mask, so
+  // SIGTERM/SIGINT/SIGHUP are only ever taken by sigwaitinfo() below, even during drain.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
   auto config = load(args.config);
   if (!config) return 2;
   core::LogOptions log_options;
@@ -173,15 +183,6 @@ int run(const Args& args) {
     return 1;
   }
   raiseFdLimit();
-
-  // Workers inherit this mask: signals are handled here, synchronously, never in a worker.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
 
   unsigned workers = args.workers > 0 ? static_cast<unsigned>(args.workers) : config->global.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());

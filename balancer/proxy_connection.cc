@@ -74,6 +74,7 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
   peer_known_ = false;
   if (core::accessLog() != nullptr) peer();
   tried_count_ = 0;
+  attempts_left_ = 0;
   for (Direction& dir : dirs_) {
     dir.queue.clear();  // keeps its storage: pooled connections do not reallocate
     BufferQueue kept = std::move(dir.queue);
@@ -89,6 +90,9 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
   idle_timer_.kind = kIdleTimer;
   retry_timers_[0].kind = kRetryRecv0;
   retry_timers_[1].kind = kRetryRecv1;
+  retry_out_timers_[0].handler = retry_out_timers_[1].handler = this;
+  retry_out_timers_[0].kind = kRetryOut0;
+  retry_out_timers_[1].kind = kRetryOut1;
   // The deadline runs from accept and is never extended by bytes trickling in (slowloris).
   loop.timers().schedule(hello_timer_, started_ + listener.config->client_hello_timeout);
   armHelloRecv();
@@ -125,7 +129,9 @@ void ProxyConnection::onHelloRecv(int32_t res) {
     if (hello.error == tls::ParseError::NotTls) {
       RouteDecision d = listener_->router.routeNotTls();
       if (d.kind == RouteDecision::Kind::Pool) {
+        worker_.loop().timers().cancel(hello_timer_);
         pool_ = &worker_.runtime().pools[d.pool];
+        attempts_left_ = static_cast<uint8_t>(std::min<uint32_t>(pool_->config->retries + 1, kMaxTries));
         chooseAndConnect();
         return;
       }
@@ -200,8 +206,6 @@ void ProxyConnection::refuse(EndReason reason, uint8_t alert) {
 }
 
 void ProxyConnection::chooseAndConnect() {
-  if (attempts_left_ == 0 && tried_count_ == 0)
-    attempts_left_ = static_cast<uint8_t>(std::min<uint32_t>(pool_->config->retries + 1, kMaxTries));
   uint32_t index = worker_.selector(pool_->index).pick({hash_, {tried_, tried_count_}});
   if (index == kNoBackend) {
     listener_->stats.backend_failures.fetch_add(1, std::memory_order_relaxed);
@@ -354,7 +358,13 @@ void ProxyConnection::onTimer(uint8_t kind) {
       }
       break;
     }
-    case kRetryRecv0: case kRetryRecv1: armRecv(kind - kRetryRecv0); break;
+    case kRetryRecv0: case kRetryRecv1: {
+      int d = kind - kRetryRecv0;
+      if (dirs_[d].splice) spliceIn(d);
+      else armRecv(d);
+      break;
+    }
+    case kRetryOut0: case kRetryOut1: spliceOut(kind - kRetryOut0); break;
     default: break;
   }
   if (state_ == State::Closing) maybeFree();
@@ -369,8 +379,10 @@ void ProxyConnection::finish(EndReason reason) {
   core::TimerWheel& timers = worker_.loop().timers();
   timers.cancel(hello_timer_);
   timers.cancel(idle_timer_);
-  timers.cancel(retry_timers_[0]);
-  timers.cancel(retry_timers_[1]);
+  for (int d = 0; d < 2; ++d) {
+    timers.cancel(retry_timers_[d]);
+    timers.cancel(retry_out_timers_[d]);
+  }
   // Closing an fd does not cancel io_uring operations on it: cancel, then wait for every
   // completion (maybeFree) before closing and recycling.
   if (worker_.loop().inflight(slot_) > 0) {

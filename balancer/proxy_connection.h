@@ -60,7 +60,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     kRecv0 = 16, kRecv1, kSend0, kSend1, kSpliceIn0, kSpliceIn1, kSpliceOut0, kSpliceOut1,
     kPoll0, kPoll1, kPollOut0, kPollOut1, kShutdown0, kShutdown1,
   };
-  enum TimerKind : uint8_t { kHelloTimer = 1, kIdleTimer, kRetryRecv0, kRetryRecv1 };
+  enum TimerKind : uint8_t { kHelloTimer = 1, kIdleTimer, kRetryRecv0, kRetryRecv1, kRetryOut0, kRetryOut1 };
 
   // Buffers received on one side and not yet sent on: a FIFO of (buffer id, length).
   // Backpressure cancels the multishot recv at max_queued_per_direction, but completions the
@@ -112,6 +112,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     uint32_t pipe_capacity = 0;
     bool splice_in_inflight = false;
     bool splice_out_inflight = false;
+    bool pipe_full = false;  // splice-in said EAGAIN with bytes in the pipe: wait for splice-out
     uint64_t bytes = 0;
   };
 
@@ -131,6 +132,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   // relay (relay.cc)
   void startRelay();
   void armRecv(int d);
+  uint32_t queueLimit() const;
   void onRecv(int d, const core::Completion& c);
   void onRecvCancelled(int d);
   void trySend(int d);
@@ -189,7 +191,8 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
 
   core::Timer hello_timer_{};
   core::Timer idle_timer_{};
-  core::Timer retry_timers_[2] = {};
+  core::Timer retry_timers_[2] = {};      // re-arm reading (ENOBUFS, splice EAGAIN)
+  core::Timer retry_out_timers_[2] = {};  // re-arm splice-out after EAGAIN
   core::Clock::time_point started_{};
   core::Clock::time_point last_activity_{};
   bool counted_ = false;         // listener/global active counters were incremented

@@ -67,10 +67,19 @@ void ProxyConnection::startRelay() {
 
 // ---------------------------------------------------------------- provided-buffer relay
 
+// The worker's buffer ring is shared by all its connections, and a connection whose peer does
+// not read pins what it has queued. Under pressure every direction gets a smaller share, so a
+// crowd of slow readers cannot starve the rest (see armRecv for the multishot side).
+uint32_t ProxyConnection::queueLimit() const {
+  const core::EventLoop& loop = worker_.loop();
+  if (loop.buffersInUse() * 4 >= loop.bufferCount() * 3) return 1;
+  return worker_.runtime().config.global.max_queued_per_direction;
+}
+
 void ProxyConnection::armRecv(int d) {
   Direction& dir = dirs_[d];
   if (state_ != State::Relay || dir.recv_armed || dir.cancel_pending || dir.eof || dir.splice) return;
-  if (dir.queue.size() >= worker_.runtime().config.global.max_queued_per_direction) return;
+  if (dir.queue.size() >= queueLimit()) return;
   if (!dir.observe && worker_.relayKind() == RelayKind::Splice) {
     // The server flight has been observed (affinity learned): splice from now on, once
     // everything read so far has been sent (onSend calls back here when the queue drains).
@@ -84,7 +93,11 @@ void ProxyConnection::armRecv(int d) {
     return;
   }
   dir.recv_armed = true;
-  dir.multishot = !dir.observe;
+  // Multishot while buffers are plentiful (one SQE for many reads). Past half the ring,
+  // single-shot: a multishot recv can post dozens of buffers in one batch before a
+  // backpressure cancel lands, a single-shot recv exactly one.
+  const core::EventLoop& loop = worker_.loop();
+  dir.multishot = !dir.observe && loop.buffersInUse() * 2 < loop.bufferCount();
   worker_.loop().recvProvided(slot_, static_cast<uint8_t>(kRecv0 + d), dir.from, dir.multishot);
 }
 
@@ -108,8 +121,7 @@ void ProxyConnection::onRecv(int d, const core::Completion& c) {
       }
     }
     trySend(d);
-    uint32_t max_queued = worker_.runtime().config.global.max_queued_per_direction;
-    if (dir.queue.size() >= max_queued && dir.recv_armed && !dir.cancel_pending) {
+    if (dir.queue.size() >= queueLimit() && dir.recv_armed && dir.multishot && !dir.cancel_pending) {
       dir.cancel_pending = true;  // backpressure: stop reading until the queue drains
       worker_.loop().cancelOp(slot_, static_cast<uint8_t>(kCancelRecv0 + d), static_cast<uint8_t>(kRecv0 + d));
     }
@@ -222,7 +234,9 @@ bool ProxyConnection::openPipe(Direction& dir) {
 
 void ProxyConnection::spliceIn(int d) {
   Direction& dir = dirs_[d];
-  if (state_ != State::Relay || dir.splice_in_inflight || dir.eof || dir.in_pipe >= dir.pipe_capacity) return;
+  if (state_ != State::Relay || dir.splice_in_inflight || dir.eof || dir.pipe_full ||
+      dir.in_pipe >= dir.pipe_capacity)
+    return;
   dir.splice_in_inflight = true;
   worker_.loop().pollThenSplice(slot_, static_cast<uint8_t>(kPoll0 + d), static_cast<uint8_t>(kSpliceIn0 + d),
                                 dir.from, POLLIN, dir.from, dir.pipe_w, dir.pipe_capacity - dir.in_pipe);
@@ -240,8 +254,15 @@ void ProxyConnection::onSpliceIn(int d, int32_t res) {
   Direction& dir = dirs_[d];
   dir.splice_in_inflight = false;
   if (state_ != State::Relay) return;
-  if (res == -ECANCELED || res == -EAGAIN || res == -EINTR) {  // the poll half failed; retry
-    spliceIn(d);
+  if (res == -EAGAIN || res == -ECANCELED || res == -EINTR) {
+    if (res == -EAGAIN && dir.in_pipe > 0) {
+      // The pipe is full by slots (one per skb fragment), not bytes: wait for splice-out to
+      // make room instead of polling a socket that is readable anyway (a busy loop).
+      dir.pipe_full = true;
+      return;
+    }
+    // Nothing in the pipe yet the splice could not proceed: retry on the next tick.
+    worker_.loop().timers().schedule(retry_timers_[d], worker_.loop().now() + core::TimerWheel::kTick);
     return;
   }
   if (res < 0) {
@@ -265,8 +286,9 @@ void ProxyConnection::onSpliceOut(int d, int32_t res) {
   Direction& dir = dirs_[d];
   dir.splice_out_inflight = false;
   if (state_ != State::Relay) return;
-  if (res == -ECANCELED || res == -EAGAIN || res == -EINTR) {
-    spliceOut(d);
+  if (res == -EAGAIN || res == -ECANCELED || res == -EINTR) {
+    // POLLOUT said writable but the send buffer had too little room: retry next tick.
+    worker_.loop().timers().schedule(retry_out_timers_[d], worker_.loop().now() + core::TimerWheel::kTick);
     return;
   }
   if (res <= 0) {
@@ -276,6 +298,7 @@ void ProxyConnection::onSpliceOut(int d, int32_t res) {
   }
   touch();
   dir.in_pipe -= static_cast<uint32_t>(res);
+  dir.pipe_full = false;
   spliceOut(d);
   spliceIn(d);
   if (dir.eof && dir.in_pipe == 0 && !dir.splice_out_inflight) propagateEof(d);

@@ -175,7 +175,7 @@ void Worker::beginDrain() {
   loop_.timers().cancel(accept_retry_timer_);
   for (size_t i = 0; i < sockets_.size(); ++i) {
     if (accept_armed_[i]) {
-      loop_.cancelOp(slot_, 2, static_cast<uint8_t>(kAcceptBase + i));
+      loop_.cancelOp(slot_, kCancelAccept, static_cast<uint8_t>(kAcceptBase + i));
     } else {
       sockets_[i].fd.reset();
     }

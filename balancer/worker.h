@@ -74,7 +74,7 @@ class Worker final : public core::CompletionHandler, public core::TimerHandler {
   void onTimer(uint8_t kind) override;
 
  private:
-  enum Op : uint8_t { kStopRead = 1, kAcceptBase = 16 };  // accept op = kAcceptBase + socket index
+  enum Op : uint8_t { kStopRead = 1, kCancelAccept = 2, kAcceptBase = 16 };  // accept op = kAcceptBase + socket index
   enum TimerKind : uint8_t { kDrainTimer = 1, kAcceptRetryTimer };
 
   void threadMain();

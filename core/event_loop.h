@@ -83,6 +83,9 @@ class EventLoop {
   virtual std::span<uint8_t> buffer(uint16_t buffer_id) = 0;
   virtual void releaseBuffer(uint16_t buffer_id) = 0;
   virtual uint32_t bufferSize() const = 0;
+  virtual uint32_t bufferCount() const = 0;
+  // Provided buffers handed out by completions and not yet released.
+  virtual uint32_t buffersInUse() const = 0;
 
   virtual TimerWheel& timers() = 0;
   // The time at the start of the current loop iteration (cheap; no syscall).

@@ -43,7 +43,16 @@ io_uring_sqe* Ring::sqe() {
 }
 
 void Ring::reserve(unsigned count) {
-  if (io_uring_sq_space_left(&ring_) < count) io_uring_submit(&ring_);
+  // SUBMIT_ALL makes the kernel consume every SQE unless it fails to enter at all; keep
+  // trying (waiting for completions to drain) until the chain fits in one go, so it is
+  // never split by a flush.
+  while (io_uring_sq_space_left(&ring_) < count) {
+    int rc = io_uring_submit(&ring_);
+    if (rc == -EBUSY || rc == -EAGAIN) {
+      io_uring_cqe* cqe = nullptr;
+      io_uring_wait_cqe(&ring_, &cqe);
+    }
+  }
 }
 
 void Ring::submitAndWait(std::chrono::milliseconds timeout) {

@@ -175,7 +175,8 @@ def client_hello(server_name, alpn=None, tls12_only=False):
 class RawBackend:
     """A plain TCP (or unix) server that records what it receives. `behaviour` decides replies:
     'echo' echoes bytes as they arrive; 'digest_on_eof' reads to EOF then replies with the
-    sha256 and byte count of what it got, then closes."""
+    sha256 and byte count of what it got, then closes; 'flood' answers the first bytes with up
+    to 64 MiB of data (for clients that never read), bounded by a 60 s deadline."""
 
     def __init__(self, behaviour="echo", unix_path=None):
         self.behaviour = behaviour
@@ -219,6 +220,17 @@ class RawBackend:
                     break
                 total += len(data)
                 h.update(data)
+                if self.behaviour == "flood":
+                    block = b"x" * 65536
+                    deadline = time.monotonic() + 60
+                    conn.settimeout(1.0)
+                    sent = 0
+                    while sent < (64 << 20) and time.monotonic() < deadline and not self.stopping:
+                        try:
+                            sent += conn.send(block)
+                        except socket.timeout:
+                            continue
+                    break
                 if total <= 1 << 20:
                     chunks.append(data)
                 if self.behaviour == "echo":

@@ -322,6 +322,11 @@ class PipelineTest(IntegrationTest):
             c.sendall(hello)
             if c.recv(1) == b"":
                 raise ConnectionResetError("closed")
+        # logrotate's SIGHUP and an impatient second Ctrl-C during the drain must not kill it
+        # (regression: signals were unblocked in spdlog's thread).
+        lb.proc.send_signal(1)
+        lb.proc.send_signal(2)
+        time.sleep(0.3)
         s.sendall(b"after sigterm")
         self.assertEqual(recv_exact(s, 13), b"after sigterm")
         self.assertTrue(lb.alive())

@@ -81,6 +81,56 @@ class RelayTest(IntegrationTest):
                                  stdin=b"GET /id HTTP/1.0\r\n\r\n")
             self.assertIn("Reused,", out)
 
+    def test_clients_that_never_read_do_not_starve_the_worker_buffer_ring(self):
+        # One worker with a small ring: 30 connections whose client never reads while their
+        # backend floods would pin every provided buffer if each could queue freely.
+        flood = self.server(RawBackend("flood"))
+        echo = self.server(RawBackend("echo"))
+        lb = self.ringlb(f"""
+[global]
+buffers_per_worker = 256
+buffer_size = 16384
+
+[[listener]]
+name = "vip"
+bind = ["127.0.0.1:0"]
+default_pool = "echo"
+[[listener.route]]
+sni = "slow.test"
+pool = "flood"
+
+[[pool]]
+name = "flood"
+[[pool.backend]]
+name = "f"
+address = "{flood.address}"
+[[pool]]
+name = "echo"
+[[pool.backend]]
+name = "e"
+address = "{echo.address}"
+""", workers=1)
+        slow = []
+        for _ in range(30):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", lb.port()))
+            s.sendall(client_hello("slow.test"))
+            slow.append(s)
+        time.sleep(1.5)  # let the floods fill every socket buffer and queue
+        hello = client_hello("fast.test")
+        s = socket.create_connection(("127.0.0.1", lb.port()), timeout=10)
+        payload = os.urandom(2 << 20)
+        t0 = time.monotonic()
+        s.sendall(hello)
+        self.assertEqual(recv_exact(s, len(hello)), hello)
+        threading.Thread(target=s.sendall, args=(payload,), daemon=True).start()
+        self.assertEqual(recv_exact(s, len(payload)), payload)
+        self.assertLess(time.monotonic() - t0, 5.0)
+        s.close()
+        for c in slow:
+            c.close()
+
     def test_idle_connection_is_closed_after_idle_timeout(self):
         for relay in self.RELAYS:
             with self.subTest(relay=relay):
