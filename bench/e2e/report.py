@@ -1,0 +1,169 @@
+"""Reporting for bench/e2e/run.py: per-scenario aggregation, Markdown tables, and perf
+profile summaries. Python stdlib only."""
+import re
+import shutil
+import subprocess
+
+LB_CPU, GEN_CPU = 0, 1  # the LBs run on CPU 0; load generator, sink and run.py on CPU 1
+PERF = shutil.which("perf") or "/usr/bin/perf"
+
+
+def noise(r):
+    """Share of the phase that CPU 0 or CPU 1 spent on anything but our processes, plus
+    hypervisor steal: 0 for a clean measurement."""
+    phase = r["phase_s"]
+    cpu0 = r["cpu_busy_s"][str(LB_CPU)] - r["lb_cpu_s"] + r["cpu_steal_s"][str(LB_CPU)]
+    cpu1 = r["cpu_busy_s"][str(GEN_CPU)] - r["gen_cpu_s"] + r["cpu_steal_s"][str(GEN_CPU)]
+    return max(cpu0, cpu1, 0.0) / phase
+
+
+# ---------------------------------------------------------------------- perf summary
+
+# Inclusive ("children") share of samples under these kernel functions answers "where does
+# the LB's CPU go" better than leaf symbols: under cpu-clock in a VM, time with interrupts
+# off is billed to the next _raw_spin_unlock_irqrestore / local_bh_enable, whatever its caller.
+KEY_FUNCTIONS = [
+    ("all syscalls", "entry_SYSCALL_64_after_hwframe"),
+    ("io_uring_enter", "__do_sys_io_uring_enter"),
+    ("epoll_wait", "do_epoll_wait"),
+    ("io-wq worker (punted ops)", "io_wq_worker"),
+    ("TCP recv (tcp_recvmsg)", "tcp_recvmsg"),
+    ("TCP send (tcp_sendmsg)", "tcp_sendmsg"),
+    ("splice socket->pipe", "tcp_splice_read"),
+    ("splice pipe->socket", "splice_to_socket"),
+    ("accept", "do_accept"),
+    ("connect", "__inet_stream_connect"),
+    ("close", "tcp_close"),
+    ("shutdown", "tcp_shutdown"),
+    ("IORING_OP_SHUTDOWN", "io_shutdown"),
+    ("IORING_OP_SPLICE", "io_splice"),
+    ("fd install/close (files)", "__fput"),
+    ("softirq (loopback delivery, timers)", "handle_softirqs"),
+    ("copy to user", "_copy_to_iter"),
+    ("copy from user", "_copy_from_iter"),
+    ("scheduler (schedule)", "schedule"),
+    ("wake-ups (try_to_wake_up)", "try_to_wake_up"),
+    ("timer interrupt", "asm_sysvec_apic_timer_interrupt"),
+]
+
+
+def perf_report(data, *extra):
+    r = subprocess.run([PERF, "report", "-i", data, "--stdio", "-g", "none", *extra], capture_output=True,
+                       timeout=600)
+    return r.stdout.decode(errors="replace")
+
+
+def perf_summary(data, top=20):
+    """Self-time top symbols, inclusive time under KEY_FUNCTIONS, and time per dso/thread."""
+    symbols = []
+    for line in perf_report(data, "--no-children", "--sort", "dso,sym", "--percent-limit", "0.3").splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.kgu]\]\s+(.*)$", line)
+        if m:
+            symbols.append((float(m.group(1)), m.group(2), m.group(3).strip()))
+    inclusive = {}
+    for line in perf_report(data, "--children", "--sort", "sym", "--percent-limit", "0.1").splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+([\d.]+)%\s+\[[.kgu]\]\s+(\S+)", line)
+        if m:
+            inclusive[m.group(3)] = float(m.group(1))
+    key = [(label, fn, inclusive[fn]) for label, fn in KEY_FUNCTIONS if fn in inclusive]
+    dsos = re.findall(r"^\s*([\d.]+)%\s+(\S.*?)\s*$", perf_report(data, "--no-children", "--sort", "dso"), re.M)
+    comms = re.findall(r"^\s*([\d.]+)%\s+(\S.*?)\s*$", perf_report(data, "--no-children", "--sort", "comm"), re.M)
+    return {"top_self": symbols[:top], "inclusive": key,
+            "dso": [(float(p), n) for p, n in dsos], "threads": [(float(p), n) for p, n in comms]}
+
+
+# ---------------------------------------------------------------------- reporting
+
+def aggregate(runs):
+    """Sum counts, CPU and time over rounds; derive the per-unit numbers from the sums."""
+    t = sum(r["duration_s"] for r in runs)
+    conns = sum(r["completed"] for r in runs)
+    byts = sum(r["bytes_up"] + r["bytes_down"] for r in runs)
+    cpu = sum(r["lb_cpu_s"] for r in runs)
+    cpu0 = sum(r["cpu_busy_s"][str(LB_CPU)] for r in runs)
+    cpu1 = sum(r["cpu_busy_s"][str(GEN_CPU)] for r in runs)
+    steal0 = sum(r["cpu_steal_s"][str(LB_CPU)] for r in runs)
+    gen = sum(r["gen_cpu_s"] for r in runs)
+    phase = sum(r["phase_s"] for r in runs)
+    a = {
+        "rounds": len(runs), "seconds": t, "completed": conns, "errors": sum(r["errors"] for r in runs),
+        "aborted": sum(r["aborted"] for r in runs), "bytes": byts, "lb_cpu_s": cpu,
+        "conns_per_s": conns / t, "mb_per_s": byts / t / 1e6,
+        "cpu_us_per_conn": cpu * 1e6 / conns if conns else None,
+        "cpu_s_per_gb": cpu / (byts / 1e9) if byts else None,
+        "lb_util": cpu / t, "gen_util": gen / t, "cpu0_busy": cpu0 / phase, "cpu1_busy": cpu1 / phase,
+        # CPU 0 time not spent in the LB (other processes on the shared machine), and time the
+        # hypervisor took from CPU 0: both should be near 0 for a clean measurement.
+        "cpu0_other": max(0.0, cpu0 - cpu) / phase, "cpu0_steal": steal0 / phase,
+        "cpu1_other": max(0.0, cpu1 - gen) / phase,
+        "p99_us": max(r["latency_us"]["p99"] for r in runs),
+        "p50_us": sorted(r["latency_us"]["p50"] for r in runs)[len(runs) // 2],
+        "lb_threads_cpus": {},
+    }
+    a["noise"] = sum(noise(r) * r["phase_s"] for r in runs) / phase
+    for r in runs:
+        for comm, cpus in r["lb_threads_cpus"].items():
+            a["lb_threads_cpus"][comm] = sorted(set(a["lb_threads_cpus"].get(comm, [])) | set(cpus))
+    return a
+
+
+def ratio(x, y):
+    return x / y if x is not None and y else None
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and abs(v) < 10 and digits:
+        return f"{v:.{max(digits, 2)}f}"
+    return f"{v:,.{digits}f}"
+
+
+def markdown(agg, lbs, base="haproxy"):
+    others = [lb for lb in lbs if lb != base] if base in lbs else []
+    head = ["scenario", "metric", *lbs, *[f"{lb.replace('ringlb-', '')}/{base}" for lb in others]]
+    rows = []
+    for scen, per_lb in agg.items():
+        metrics = [("conn/s", "conns_per_s", 0), ("LB CPU us/conn", "cpu_us_per_conn", 1)]
+        if scen.startswith("bulk"):
+            metrics = [("MB/s", "mb_per_s", 0), ("LB CPU s/GB", "cpu_s_per_gb", 3)]
+        else:
+            metrics += [("MB/s", "mb_per_s", 1), ("p99 latency us", "p99_us", 0)]
+        metrics += [("LB CPU util", "lb_util", 2), ("gen+sink CPU util", "gen_util", 2),
+                    ("noise (other load)", "noise", 2)]
+        for label, key, digits in metrics:
+            vals = [per_lb[lb][key] for lb in lbs]
+            ratios = [ratio(per_lb[lb][key], per_lb[base][key]) if key != "noise" else None for lb in others]
+            rows.append([scen, label, *[fmt(v, digits) for v in vals], *[fmt(r, 2) for r in ratios]])
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def relay_verdict(agg):
+    lines = []
+    for scen, per_lb in agg.items():
+        b, s = per_lb.get("ringlb-buffers"), per_lb.get("ringlb-splice")
+        if not b or not s:
+            continue
+        key, unit = ("cpu_s_per_gb", "CPU s/GB") if scen.startswith("bulk") else ("cpu_us_per_conn", "CPU us/conn")
+        tkey = "mb_per_s" if scen.startswith("bulk") else "conns_per_s"
+        winner = "buffers" if b[key] <= s[key] else "splice"
+        lo, hi = sorted([b[key], s[key]])
+        lines.append(f"- {scen}: {winner} uses {100 * (hi / lo - 1):.0f}% less {unit} "
+                     f"(buffers {fmt(b[key], 3)}, splice {fmt(s[key], 3)}); throughput splice/buffers "
+                     f"{s[tkey] / b[tkey]:.2f}")
+    return "\n".join(lines)
+
+
+def perf_markdown(profiles):
+    out = []
+    for key, p in profiles.items():
+        out.append(f"#### {key}\n")
+        out.append("By object: " + ", ".join(f"{n} {v:.1f}%" for v, n in p["dso"][:5]) + "; by thread: " +
+                   ", ".join(f"{n} {v:.1f}%" for v, n in p["threads"][:5]) + "\n")
+        out.append("Inclusive: " + ", ".join(f"{label} {v:.1f}%" for label, _, v in p["inclusive"]) + "\n")
+        out.append("| self % | object | symbol |\n|---|---|---|")
+        out += [f"| {pct:.2f} | {dso} | `{sym}` |" for pct, dso, sym in p["top_self"][:12]]
+        out.append("")
+    return "\n".join(out)

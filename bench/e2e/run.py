@@ -1,0 +1,495 @@
+#!/usr/bin/python3
+"""End-to-end benchmark: ringlb (relay=buffers, relay=splice) and HAProxy, side by side.
+
+All load balancers run at once on loopback, each pinned to CPU 0 (taskset -c 0; ringlb
+--workers 1, HAProxy nbthread 1 + cpu-map). The load generator (e2e_loadgen), the backend
+(e2e_sink) and this script run on CPU 1. Every scenario is run against every LB with the
+same load; the LB's CPU time is utime+stime from /proc/PID/stat over the measured phase.
+
+    bench/e2e/run.py                 # full run, ~3 min
+    bench/e2e/run.py --quick         # ~30 s smoke run
+    bench/e2e/run.py --perf          # afterwards, perf-profile each LB (cpu-clock, -g)
+
+Prints Markdown tables (absolute numbers and ratios to HAProxy) and writes JSON. Only
+processes started here are stopped, by PID; all traffic is to 127.0.0.1. Python stdlib only.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import (GEN_CPU, LB_CPU, PERF, aggregate, markdown, noise,  # noqa: E402
+                    perf_markdown, perf_summary, relay_verdict)
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+# name, loadgen arguments. Sizes are identical for every LB.
+def scenarios():
+    conn = lambda c: ["conn", "--concurrency", str(c), "--request", "64", "--response", "64"]
+    # 256 MiB per connection: each connection finishes (and has its byte count verified)
+    # several times per phase; the phase itself is bounded by time.
+    bulk = lambda d: ["bulk", "--concurrency", "4", "--direction", d, "--bytes-per-conn", "256M",
+                      "--max-bytes", "256G"]
+    return [("conn-c1", conn(1)), ("conn-c32", conn(32)), ("conn-c256", conn(256)),
+            ("bulk-up", bulk("up")), ("bulk-down", bulk("down"))]
+
+
+RINGLB_CONFIG = """\
+[global]
+workers = 1
+access_log = false
+log_level = "warn"
+drain_timeout = "1s"
+relay = "{relay}"
+buffer_size = 16384
+{extra}
+[[listener]]
+name = "vip"
+bind = ["127.0.0.1:0"]
+default_pool = "p"
+
+[[listener.route]]
+sni = "alpha.test"
+pool = "p"
+
+[[pool]]
+name = "p"
+affinity = false
+
+[[pool.backend]]
+name = "b1"
+address = "{backend}"
+"""
+
+# HAProxy's defaults except what the comparison needs: one thread on CPU 0, no logging,
+# SNI routing on the ClientHello, and maxconn above the benchmark's concurrency.
+# tune.bufsize 16384 is HAProxy's default, stated to show both LBs use 16 KiB buffers.
+HAPROXY_CONFIG = """\
+global
+    nbthread 1
+    cpu-map 1/1 {cpu}
+    maxconn 4000
+    tune.bufsize 16384
+
+defaults
+    mode tcp{splice}
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+
+frontend vip
+    bind {bind}
+    maxconn 4000
+    tcp-request inspect-delay 5s
+    tcp-request content accept if {{ req.ssl_hello_type 1 }}
+    use_backend b if {{ req.ssl_sni -i alpha.test }}
+    default_backend b
+
+backend b
+    server s1 {backend}
+"""
+
+
+# Optional extra column: HAProxy with kernel splicing forced both ways ("splice-auto" never
+# engaged in this test: its streaming heuristic did not fire, strace showed recvfrom/sendto).
+HAPROXY_SPLICE = "\n    option splice-request\n    option splice-response"
+
+
+class Proc:
+    """A child process with output to a log file; stopped by its PID only."""
+
+    def __init__(self, argv, log_path):
+        self.argv = argv
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, timeout=10):
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+def proc_cpu_seconds(pid):
+    """utime+stime of the whole process (all threads, exited ones included)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_times():
+    """Per CPU from /proc/stat: (busy seconds, steal seconds). Busy excludes idle, iowait and
+    steal (time the hypervisor gave to another guest)."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            m = re.match(r"cpu(\d+) (.*)", line)
+            if m:
+                v = [int(x) for x in m.group(2).split()]
+                out[int(m.group(1))] = ((sum(v[:8]) - v[3] - v[4] - v[7]) / CLK_TCK, v[7] / CLK_TCK)
+    return out
+
+
+class CpuWatcher(threading.Thread):
+    """Samples which CPUs the LB's threads run on (field 39 of /proc/PID/task/TID/stat), to
+    catch threads the taskset did not reach (e.g. io_uring io-wq workers)."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.stop_event = threading.Event()
+        self.seen = {}  # comm -> set of CPUs where it was seen with new CPU time
+
+    def run(self):
+        last = {}
+        first = True
+        while not self.stop_event.wait(0.05):
+            try:
+                tids = os.listdir(f"/proc/{self.pid}/task")
+            except OSError:
+                return
+            for tid in tids:
+                try:
+                    with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                        head, tail = f.read().rsplit(")", 1)
+                except OSError:
+                    continue
+                comm = head.split("(", 1)[1]
+                fields = tail.split()
+                ticks = int(fields[11]) + int(fields[12])
+                # A thread that appears after the first sample (an io-wq worker) counts from 0.
+                if ticks != last.get(tid, ticks if first else 0):
+                    self.seen.setdefault(re.sub(r"\d+$", "N", comm), set()).add(int(fields[36]))
+                last[tid] = ticks
+            first = False
+
+    def finish(self):
+        self.stop_event.set()
+        self.join()
+        return {k: sorted(v) for k, v in self.seen.items()}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def can_connect(addr):
+    host, port = addr.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.bin = os.path.join(os.path.abspath(args.build_dir), "bench")
+        self.ringlb = os.path.join(os.path.abspath(args.build_dir), "app", "ringlb")
+        self.work = tempfile.mkdtemp(prefix="ringlb-e2e-")
+        self.procs = []
+        self.sink = None
+        self.lbs = {}
+        self.quiet_budget = min(args.quiet_budget, 10.0) if args.quick else args.quiet_budget
+        self.discarded = []  # name -> (Proc, address)
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self, argv, name):
+        p = Proc(argv, os.path.join(self.work, f"{name}.log"))
+        self.procs.append(p)
+        return p
+
+    def start_sink(self):
+        ready = os.path.join(self.work, "sink.ready")
+        self.sink = self.start(["taskset", "-c", str(GEN_CPU), f"{self.bin}/e2e_sink", "--ready-file", ready,
+                                "--lifetime", "1800"], "sink")
+        wait_for(lambda: os.path.exists(ready) or not self.sink.alive(), 10, "e2e_sink")
+        with open(ready) as f:
+            self.backend = f.read().split()[1]
+
+    def start_ringlb(self, name, relay):
+        cfg = os.path.join(self.work, f"{name}.toml")
+        with open(cfg, "w") as f:
+            extra = "".join(f"{kv.split('=', 1)[0].strip()} = {kv.split('=', 1)[1].strip()}\n"
+                            for kv in self.args.ringlb_global)
+            f.write(RINGLB_CONFIG.format(relay=relay, backend=self.backend, extra=extra))
+        ready = os.path.join(self.work, f"{name}.ready")
+        p = self.start(["taskset", "-c", str(LB_CPU), self.ringlb, "run", "-c", cfg, "--ready-file", ready,
+                        "--workers", "1"], name)
+        wait_for(lambda: os.path.exists(ready) or not p.alive(), 10, name)
+        if not p.alive():
+            raise RuntimeError(f"{name} exited:\n{p.output()}")
+        time.sleep(0.05)  # the ready file is complete once written; give it a moment anyway
+        with open(ready) as f:
+            addr = f.read().split()[2]
+        self.lbs[name] = (p, addr)
+
+    def start_haproxy(self, name, splice=False):
+        addr = f"127.0.0.1:{free_port()}"
+        cfg = os.path.join(self.work, f"{name}.cfg")
+        with open(cfg, "w") as f:
+            f.write(HAPROXY_CONFIG.format(cpu=LB_CPU, bind=addr, backend=self.backend,
+                                          splice=HAPROXY_SPLICE if splice else ""))
+        p = self.start(["taskset", "-c", str(LB_CPU), HAPROXY, "-db", "-f", cfg], name)
+        wait_for(lambda: can_connect(addr) or not p.alive(), 10, name)
+        if not p.alive():
+            raise RuntimeError(f"{name} exited:\n{p.output()}")
+        self.lbs[name] = (p, addr)
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            p.stop()
+
+    # ------------------------------------------------------------------ measuring
+
+    def loadgen(self, addr, lg_args, duration):
+        argv = ["taskset", "-c", str(GEN_CPU), f"{self.bin}/e2e_loadgen", *lg_args, "--target", addr,
+                "--duration", str(duration)]
+        r = subprocess.run(argv, capture_output=True, timeout=duration + 60)
+        if r.returncode not in (0, 1) or not r.stdout:
+            raise RuntimeError(f"loadgen failed ({r.returncode}): {r.stderr.decode()}")
+        return json.loads(r.stdout)
+
+    def wait_quiet(self):
+        """On a shared machine, wait (within --quiet-budget seconds for the whole run) until
+        neither CPU is busier than --quiet-max with none of our load running."""
+        waited = 0.0
+        while True:
+            t0 = cpu_times()
+            time.sleep(0.3)
+            t1 = cpu_times()
+            busy = max(t1[c][0] - t0[c][0] + t1[c][1] - t0[c][1] for c in (LB_CPU, GEN_CPU)) / 0.3
+            if busy <= self.args.quiet_max or self.quiet_budget <= 0:
+                return waited, busy
+            time.sleep(0.5)
+            waited += 0.8
+            self.quiet_budget -= 0.8
+
+    def measure(self, lb, lg_args, warmup, duration):
+        proc, addr = self.lbs[lb]
+        waited, idle_busy = self.wait_quiet()
+        if warmup > 0:
+            self.loadgen(addr, lg_args, warmup)
+        time.sleep(0.3)  # let the warm-up's connections finish closing before counting
+        watcher = CpuWatcher(proc.pid)
+        watcher.start()
+        cpu0, times0, sink0 = proc_cpu_seconds(proc.pid), cpu_times(), proc_cpu_seconds(self.sink.pid)
+        res = self.loadgen(addr, lg_args, duration)
+        time.sleep(0.2)  # closes of the last connections are part of the work
+        cpu1, times1, sink1 = proc_cpu_seconds(proc.pid), cpu_times(), proc_cpu_seconds(self.sink.pid)
+        res["lb_cpu_s"] = cpu1 - cpu0
+        res["gen_cpu_s"] = res["cpu_s"] + sink1 - sink0  # load generator + sink, both on CPU 1
+        res["cpu_busy_s"] = {str(c): times1[c][0] - times0[c][0] for c in times1}
+        res["cpu_steal_s"] = {str(c): times1[c][1] - times0[c][1] for c in times1}
+        res["phase_s"] = duration + 0.2
+        res["quiet_wait_s"], res["busy_before"] = waited, idle_busy
+        res["lb_threads_cpus"] = watcher.finish()
+        return res
+
+    def run(self):
+        quick = self.args.quick
+        warmup = 0.3 if quick else 0.7
+        duration = self.args.duration or (1.0 if quick else 2.5)
+        rounds = self.args.rounds or (1 if quick else 3)
+        names = list(self.lbs)
+        results = {}
+        for scen, lg_args in scenarios():
+            if self.args.scenarios is not None and scen not in self.args.scenarios:
+                continue
+            results[scen] = {lb: [] for lb in names}
+            for rnd in range(rounds):
+                # Rotate the order so every LB runs in every position once per len(names)
+                # rounds (drift and after-effects of the previous phase spread evenly).
+                order = names[rnd % len(names):] + names[:rnd % len(names)]
+                for lb in order:
+                    # Warm up (page in buffers, start io-wq workers, grow TCP memory) only
+                    # before an LB's first phase of a scenario.
+                    r = self.measure(lb, lg_args, warmup if rnd == 0 else 0, duration)
+                    # Something else ran on our CPUs during the phase: measure it again
+                    # while the budget lasts (the discarded phase is kept in the JSON).
+                    while noise(r) > self.args.noise_max and self.quiet_budget >= duration + 1:
+                        print(f"  {scen:10s} {lb:15s} round {rnd + 1}: noise {noise(r):.2f}, again",
+                              file=sys.stderr, flush=True)
+                        self.quiet_budget -= duration + 1
+                        self.discarded.append({"scenario": scen, "lb": lb, **r})
+                        r = self.measure(lb, lg_args, 0, duration)
+                    results[scen][lb].append(r)
+                    print(f"  {scen:10s} {lb:15s} round {rnd + 1}: {summary_line(r)}", file=sys.stderr, flush=True)
+        return results
+
+    # ------------------------------------------------------------------ profiling
+
+    def profile(self, lbs, scens, seconds):
+        """perf record -e cpu-clock -g -p PID while a scenario runs; flat profile summary."""
+        out = {}
+        all_scen = dict(scenarios())
+        for scen in scens:
+            for lb in lbs:
+                proc, addr = self.lbs[lb]
+                data = os.path.join(self.work, f"perf-{lb}-{scen}.data")
+                rec = subprocess.Popen(["taskset", "-c", str(GEN_CPU), PERF, "record", "-q", "-e", "cpu-clock", "-g",
+                                        "-p", str(proc.pid), "-o", data, "--", "sleep", str(seconds)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.3)
+                self.loadgen(addr, all_scen[scen], seconds - 0.6)
+                rec.wait(timeout=seconds + 60)
+                out[f"{lb}/{scen}"] = perf_summary(data)
+                print(f"  profiled {lb} {scen}: {data}", file=sys.stderr, flush=True)
+        return out
+
+
+def summary_line(r):
+    s = f"{r['conns_per_s']:9.0f} conn/s {r['mb_per_s']:8.1f} MB/s lb_cpu {r['lb_cpu_s']:.2f}s err {r['errors']}"
+    off = {k: v for k, v in r["lb_threads_cpus"].items() if set(v) - {LB_CPU}}
+    return s + (f" OFF-CPU{LB_CPU}: {off}" if off else "")
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        m = re.search(r"model name\s*:\s*(.*)", f.read())
+        model = m.group(1) if m else "?"
+    hv = subprocess.run([HAPROXY, "-v"], capture_output=True).stdout.decode().splitlines()[0]
+    return {"kernel": platform.release(), "cpu": model, "cpus": os.cpu_count(), "haproxy": hv,
+            "python": platform.python_version()}
+
+
+def build(args):
+    subprocess.run(["cmake", "-S", REPO, "-B", args.build_dir, "-DCMAKE_BUILD_TYPE=Release"], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", args.build_dir, "--target", "ringlb", "e2e_loadgen", "e2e_sink", "-j2"],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short phases, one round (~30 s)")
+    ap.add_argument("--rounds", type=int, help="rounds per scenario and LB (default 3, quick 1)")
+    ap.add_argument("--duration", type=float, help="seconds per measured phase (default 2.5, quick 1)")
+    ap.add_argument("--build-dir", default=os.path.join(REPO, "build-bench"))
+    ap.add_argument("--no-build", action="store_true", help="use the binaries already in --build-dir")
+    ap.add_argument("--json", help="write results here (default BUILD_DIR/e2e-results.json)")
+    ap.add_argument("--scenarios", nargs="*", help="measure only these scenarios (none: with --perf, profile only)")
+    ap.add_argument("--perf", action="store_true", help="then profile each LB with perf record (not measured)")
+    ap.add_argument("--perf-seconds", type=float, default=4.0)
+    ap.add_argument("--perf-scenarios", nargs="+", default=["conn-c1", "conn-c256", "bulk-up", "bulk-down"])
+    ap.add_argument("--haproxy-splice", action="store_true",
+                    help="also run HAProxy with option splice-request/splice-response (ratios stay against "
+                         "default HAProxy)")
+    ap.add_argument("--ringlb-global", action="append", default=[], metavar="KEY=VALUE",
+                    help='extra [global] line for both ringlb configs, TOML value syntax, e.g. '
+                         'buffers_per_worker=256 or relay=\'"auto"\' (repeatable; for experiments)')
+    ap.add_argument("--only", nargs="+", help="start only these LBs (ringlb-buffers, ringlb-splice, haproxy)")
+    ap.add_argument("--quiet-max", type=float, default=0.10,
+                    help="before each measurement wait until both CPUs are at most this busy (0..1)")
+    ap.add_argument("--noise-max", type=float, default=0.08,
+                    help="re-measure a phase when another process or steal took more than this share "
+                         "of CPU 0 or CPU 1 (0..1)")
+    ap.add_argument("--quiet-budget", type=float, default=60.0,
+                    help="total seconds the whole run may spend waiting for a quiet machine or "
+                         "re-measuring noisy phases")
+    ap.add_argument("--nice", type=int, default=-10,
+                    help="niceness for this script and everything it starts (all LBs alike), so that "
+                         "unrelated jobs on a shared machine disturb the measurement less; 0 to disable")
+    args = ap.parse_args()
+    if os.cpu_count() < 2:
+        sys.exit("needs at least 2 CPUs (LB on CPU 0, load on CPU 1)")
+    os.sched_setaffinity(0, {GEN_CPU})  # this script stays off the LB's CPU
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every child
+    if not args.no_build:
+        build(args)
+    b = Bench(args)
+    out = {"machine": machine(), "mode": "quick" if args.quick else "full", "started": time.strftime("%F %T")}
+    try:
+        b.start_sink()
+        wanted = lambda name: not args.only or name in args.only
+        if wanted("ringlb-buffers"):
+            b.start_ringlb("ringlb-buffers", "buffers")
+        if wanted("ringlb-splice"):
+            b.start_ringlb("ringlb-splice", "splice")
+        if wanted("haproxy"):
+            b.start_haproxy("haproxy")
+        if args.haproxy_splice:
+            b.start_haproxy("haproxy-splice", splice=True)
+        lbs = list(b.lbs)
+        for lb in lbs:  # smoke test: each LB relays a correct exchange
+            r = b.loadgen(b.lbs[lb][1], ["conn", "--concurrency", "1"], 0.2)
+            if r["errors"] or not r["completed"]:
+                raise RuntimeError(f"{lb} fails the smoke test: {r}\n{b.lbs[lb][0].output()}")
+        print(f"work dir {b.work}; LBs on CPU {LB_CPU}: " +
+              ", ".join(f"{lb} pid {b.lbs[lb][0].pid} {b.lbs[lb][1]}" for lb in lbs), file=sys.stderr)
+        raw = b.run()
+        agg = {scen: {lb: aggregate(runs) for lb, runs in per.items()} for scen, per in raw.items()}
+        out.update({"lbs": lbs, "raw": raw, "aggregate": agg, "discarded_noisy": b.discarded})
+        table = markdown(agg, lbs)
+        verdict = relay_verdict(agg)
+        if args.perf:
+            out["perf"] = b.profile(lbs, args.perf_scenarios, args.perf_seconds)
+    finally:
+        b.stop_all()
+    out["sink"] = b.sink.output().strip().splitlines()[-1:] if b.sink else None
+    path = args.json or os.path.join(args.build_dir, "e2e-results.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, default=list)
+    print(f"\n{out['machine']['cpu']}, {out['machine']['cpus']} CPUs, Linux {out['machine']['kernel']}; "
+          f"{out['machine']['haproxy']}; mode {out['mode']}\n")
+    print("Ratios are ringlb/HAProxy from this run: for CPU per unit lower is better, for rates higher.\n")
+    print(table)
+    print("\nRelay, buffers vs splice:\n" + verdict)
+    off = {f"{lb}/{s}": a["lb_threads_cpus"] for s, per in agg.items() for lb, a in per.items()
+           if any(set(c) - {LB_CPU} for c in a["lb_threads_cpus"].values())}
+    if off:
+        print(f"\nWARNING: LB threads ran outside CPU {LB_CPU}: {off}")
+    if "perf" in out:
+        print("\n" + perf_markdown(out["perf"]))
+    print(f"\nJSON: {path}")
+
+
+if __name__ == "__main__":
+    main()
