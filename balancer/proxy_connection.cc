@@ -332,7 +332,6 @@ void ProxyConnection::onCompletion(uint8_t op, const core::Completion& c) {
     case kPoll0: case kPoll1: case kPollOut0: case kPollOut1: break;  // the linked splice reports
     case kSpliceIn0: case kSpliceIn1: onSpliceIn(op - kSpliceIn0, c.res); break;
     case kSpliceOut0: case kSpliceOut1: onSpliceOut(op - kSpliceOut0, c.res); break;
-    case kShutdown0: case kShutdown1: onShutdown(op - kShutdown0, c.res); break;
     default: break;
   }
   if (state_ == State::Closing) maybeFree();

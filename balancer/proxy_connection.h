@@ -58,7 +58,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   enum Op : uint8_t {
     kHelloRecv = 1, kConnect, kConnectTimeout, kPreamble, kAlert, kCancel, kCancelRecv0, kCancelRecv1,
     kRecv0 = 16, kRecv1, kSend0, kSend1, kSpliceIn0, kSpliceIn1, kSpliceOut0, kSpliceOut1,
-    kPoll0, kPoll1, kPollOut0, kPollOut1, kShutdown0, kShutdown1,
+    kPoll0, kPoll1, kPollOut0, kPollOut1,
   };
   enum TimerKind : uint8_t { kHelloTimer = 1, kIdleTimer, kRetryRecv0, kRetryRecv1, kRetryOut0, kRetryOut1 };
 
@@ -101,8 +101,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     bool cancel_pending = false;
     bool send_inflight = false;
     bool eof = false;          // the reading side reached EOF
-    bool shut_started = false; // shutdown(to, SHUT_WR) submitted
-    bool finished = false;     // EOF propagated (shutdown completed)
+    bool finished = false;     // EOF propagated: shutdown(to, SHUT_WR) done
     bool observe = false;      // feed the server flight observer (direction 1 only)
     bool splice = false;
     // splice relay
@@ -138,7 +137,6 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   void trySend(int d);
   void onSend(int d, int32_t res);
   void propagateEof(int d);
-  void onShutdown(int d, int32_t res);
   bool openPipe(Direction& dir);
   void spliceIn(int d);
   void spliceOut(int d);

@@ -70,7 +70,6 @@ class EventLoop {
   // poll failed).
   virtual void pollThenSplice(SlotRef slot, uint8_t poll_op, uint8_t splice_op, int poll_fd, unsigned poll_mask,
                               int fd_in, int fd_out, uint32_t len) = 0;
-  virtual void shutdown(SlotRef slot, uint8_t op, int fd, int how) = 0;
   // Cancels every operation on `fd` submitted by anyone (each cancelled op completes with
   // -ECANCELED); the cancel request itself completes with op `op`.
   virtual void cancelFd(SlotRef slot, uint8_t op, int fd) = 0;

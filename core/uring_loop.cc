@@ -92,10 +92,6 @@ void UringLoop::pollThenSplice(SlotRef slot, uint8_t poll_op, uint8_t splice_op,
   splice(slot, splice_op, fd_in, fd_out, len);
 }
 
-void UringLoop::shutdown(SlotRef slot, uint8_t op, int fd, int how) {
-  io_uring_prep_shutdown(prep(slot, op), fd, how);
-}
-
 void UringLoop::cancelFd(SlotRef slot, uint8_t op, int fd) {
   io_uring_prep_cancel_fd(prep(slot, op), fd, IORING_ASYNC_CANCEL_ALL);
 }

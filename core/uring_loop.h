@@ -36,7 +36,6 @@ class UringLoop final : public EventLoop {
   void splice(SlotRef slot, uint8_t op, int fd_in, int fd_out, uint32_t len) override;
   void pollThenSplice(SlotRef slot, uint8_t poll_op, uint8_t splice_op, int poll_fd, unsigned poll_mask,
                       int fd_in, int fd_out, uint32_t len) override;
-  void shutdown(SlotRef slot, uint8_t op, int fd, int how) override;
   void cancelFd(SlotRef slot, uint8_t op, int fd) override;
   void cancelOp(SlotRef slot, uint8_t op, uint8_t target_op) override;
   void readEventFd(SlotRef slot, uint8_t op, int fd, uint64_t* value) override;

@@ -120,22 +120,5 @@ TEST(UringLoopTest, ConnectToAClosedPortFailsAndTheLinkedTimeoutIsReported) {
   EXPECT_EQ(results[2], -ECANCELED) << "the timeout is cancelled when connect finishes first";
 }
 
-TEST(UringLoopTest, SendThenShutdownIsSeenAsDataThenEofByThePeer) {
-  Harness h;
-  h.init();
-  auto [a, b] = socketPair();
-  const char msg[] = "payload";
-  h.loop.send(h.slot, 1, a.get(), msg, 7);
-  h.on = [&](uint8_t op, const Completion&) {
-    if (op == 1) h.loop.shutdown(h.slot, 2, a.get(), SHUT_WR);
-    if (op == 2) h.loop.stop();
-  };
-  h.runFor(std::chrono::milliseconds(2000));
-  ASSERT_FALSE(h.timed_out);
-  char buf[16];
-  ASSERT_EQ(::read(b.get(), buf, sizeof(buf)), 7);
-  EXPECT_EQ(::read(b.get(), buf, sizeof(buf)), 0) << "EOF after shutdown(SHUT_WR)";
-}
-
 }  // namespace
 }  // namespace ringlb::core
