@@ -15,7 +15,7 @@ BufferRing::~BufferRing() {
   if (data_ != nullptr) munmap(data_, data_bytes_);
 }
 
-bool BufferRing::init(io_uring* ring, uint16_t group_id, uint32_t count, uint32_t size,
+bool BufferRing::init(io_uring* ring, uint16_t group_id, uint32_t count, uint32_t size, uint32_t depth,
                       std::string* error) {
   if (count == 0 || count > 32768 || (count & (count - 1)) != 0) {
     if (error) *error = "buffer count must be a power of two <= 32768";
@@ -49,19 +49,37 @@ bool BufferRing::init(io_uring* ring, uint16_t group_id, uint32_t count, uint32_
     br_ = nullptr;
     return false;
   }
-  int mask = io_uring_buf_ring_mask(count);
-  for (uint32_t i = 0; i < count; ++i) {
-    io_uring_buf_ring_add(br_, data_ + size_t{i} * size, size, static_cast<uint16_t>(i), mask,
-                          static_cast<int>(i));
-  }
-  io_uring_buf_ring_advance(br_, static_cast<int>(count));
+  depth_ = depth == 0 || depth > count ? count : depth;
+  reserve_.reserve(count);
+  for (uint32_t i = count; i-- > depth_;) reserve_.push_back(static_cast<uint16_t>(i));
+  for (uint32_t i = 0; i < depth_; ++i) post(static_cast<uint16_t>(i));
   return true;
 }
 
-void BufferRing::release(uint16_t id) {
+void BufferRing::post(uint16_t id) {
   io_uring_buf_ring_add(br_, data_ + size_t{id} * size_, size_, id, io_uring_buf_ring_mask(count_), 0);
   io_uring_buf_ring_advance(br_, 1);
+  ++posted_;
+}
+
+void BufferRing::noteTaken() {
+  ++outstanding_;
+  --posted_;
+  // Keep the kernel's supply at depth from the reserve, so bursts do not hit ENOBUFS while
+  // buffers are free.
+  while (posted_ < depth_ && !reserve_.empty()) {
+    post(reserve_.back());
+    reserve_.pop_back();
+  }
+}
+
+void BufferRing::release(uint16_t id) {
   --outstanding_;
+  if (posted_ < depth_) {
+    post(id);
+  } else {
+    reserve_.push_back(id);
+  }
 }
 
 }  // namespace ringlb::core

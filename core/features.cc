@@ -116,7 +116,6 @@ std::string UringFeatures::missingEssentials() const {
   need(op_recv && multishot_recv, "multishot recv");
   need(op_send, "send");
   need(op_connect, "connect");
-  need(op_shutdown, "shutdown");
   need(op_async_cancel && cancel_fd, "cancel by fd");
   need(op_link_timeout, "linked timeouts");
   need(buf_ring, "provided buffer rings");

@@ -11,7 +11,8 @@ uint16_t Completion::bufferId() const { return static_cast<uint16_t>(flags >> IO
 
 bool UringLoop::init(const UringLoopOptions& options, const UringFeatures& features, std::string* error) {
   if (!ring_.init(options.entries, features, error)) return false;
-  if (!buffers_.init(ring_.raw(), kBufferGroup, options.buffer_count, options.buffer_size, error)) return false;
+  if (!buffers_.init(ring_.raw(), kBufferGroup, options.buffer_count, options.buffer_size, options.buffer_depth, error))
+    return false;
   now_ = Clock::now();
   timers_ = std::make_unique<TimerWheel>(now_);
   return true;

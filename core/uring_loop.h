@@ -16,6 +16,7 @@ struct UringLoopOptions {
   unsigned entries = 1024;       // SQ size (CQ is 8x)
   uint32_t buffer_count = 4096;  // provided buffers (power of two)
   uint32_t buffer_size = 16 * 1024;
+  uint32_t buffer_depth = 64;    // buffers posted to the kernel at a time (see BufferRing)
 };
 
 class UringLoop final : public EventLoop {
