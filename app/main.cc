@@ -214,7 +214,7 @@ int run(const Args& args) {
   }
   for (const auto& [name, addr] : bound) core::log().info("listener {} listening on {}", name, addr);
   core::log().info("ringlb {} started: {} workers, relay={}", "0.1.0", workers,
-                   runtime->config.global.relay == balancer::RelayKind::Splice ? "splice" : "buffers");
+                   balancer::relayKindName(runtime->config.global.relay));
   if (!args.ready_file.empty() && !writeReadyFile(args.ready_file, bound)) {
     core::log().error("cannot write ready file {}: {}", args.ready_file, std::strerror(errno));
   }

@@ -37,11 +37,17 @@ struct GlobalConfig {
   bool access_log = true;
   std::string access_log_file;          // empty = same sink as the main log
   Millis drain_timeout{10000};          // on SIGTERM/SIGINT: how long live connections may finish
-  RelayKind relay = RelayKind::Auto;    // Auto = the relay the benchmarks found faster
+  // Auto: each direction starts on the provided-buffer relay (cheapest per connection) and
+  // moves to splice once it has carried kAutoSpliceBytes (cheapest per byte); see
+  // bench/README.md for the measurements behind this.
+  RelayKind relay = RelayKind::Auto;
   uint32_t buffer_size = 16 * 1024;     // provided-buffer size for the recv/send relay
   uint32_t buffers_per_worker = 4096;   // provided buffers per worker ring (power of two)
   uint32_t max_queued_per_direction = 4;// buffers queued before a direction stops reading
 };
+
+inline constexpr uint64_t kAutoSpliceBytes = 256 * 1024;
+const char* relayKindName(RelayKind kind);
 
 struct RouteConfig {
   std::string sni;    // "" = any; "api.example.org" exact; "*.example.org" one extra label

@@ -90,9 +90,6 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
   idle_timer_.kind = kIdleTimer;
   retry_timers_[0].kind = kRetryRecv0;
   retry_timers_[1].kind = kRetryRecv1;
-  retry_out_timers_[0].handler = retry_out_timers_[1].handler = this;
-  retry_out_timers_[0].kind = kRetryOut0;
-  retry_out_timers_[1].kind = kRetryOut1;
   // The deadline runs from accept and is never extended by bytes trickling in (slowloris).
   loop.timers().schedule(hello_timer_, started_ + listener.config->client_hello_timeout);
   armHelloRecv();
@@ -329,9 +326,8 @@ void ProxyConnection::onCompletion(uint8_t op, const core::Completion& c) {
     case kCancelRecv0: case kCancelRecv1: onRecvCancelled(op - kCancelRecv0); break;
     case kRecv0: case kRecv1: onRecv(op - kRecv0, c); break;
     case kSend0: case kSend1: onSend(op - kSend0, c.res); break;
-    case kPoll0: case kPoll1: case kPollOut0: case kPollOut1: break;  // the linked splice reports
-    case kSpliceIn0: case kSpliceIn1: onSpliceIn(op - kSpliceIn0, c.res); break;
-    case kSpliceOut0: case kSpliceOut1: onSpliceOut(op - kSpliceOut0, c.res); break;
+    case kPollIn0: case kPollIn1: onPoll(op - kPollIn0, false, c.res); break;
+    case kPollOut0: case kPollOut1: onPoll(op - kPollOut0, true, c.res); break;
     default: break;
   }
   if (state_ == State::Closing) maybeFree();
@@ -357,13 +353,7 @@ void ProxyConnection::onTimer(uint8_t kind) {
       }
       break;
     }
-    case kRetryRecv0: case kRetryRecv1: {
-      int d = kind - kRetryRecv0;
-      if (dirs_[d].splice) spliceIn(d);
-      else armRecv(d);
-      break;
-    }
-    case kRetryOut0: case kRetryOut1: spliceOut(kind - kRetryOut0); break;
+    case kRetryRecv0: case kRetryRecv1: armRecv(kind - kRetryRecv0); break;
     default: break;
   }
   if (state_ == State::Closing) maybeFree();
@@ -378,19 +368,13 @@ void ProxyConnection::finish(EndReason reason) {
   core::TimerWheel& timers = worker_.loop().timers();
   timers.cancel(hello_timer_);
   timers.cancel(idle_timer_);
-  for (int d = 0; d < 2; ++d) {
-    timers.cancel(retry_timers_[d]);
-    timers.cancel(retry_out_timers_[d]);
-  }
+  timers.cancel(retry_timers_[0]);
+  timers.cancel(retry_timers_[1]);
   // Closing an fd does not cancel io_uring operations on it: cancel, then wait for every
   // completion (maybeFree) before closing and recycling.
   if (worker_.loop().inflight(slot_) > 0) {
     if (client_fd_ >= 0) worker_.loop().cancelFd(slot_, kCancel, client_fd_);
     if (backend_fd_ >= 0) worker_.loop().cancelFd(slot_, kCancel, backend_fd_);
-    for (Direction& dir : dirs_) {
-      if (dir.pipe_r >= 0) worker_.loop().cancelFd(slot_, kCancel, dir.pipe_r);
-      if (dir.pipe_w >= 0) worker_.loop().cancelFd(slot_, kCancel, dir.pipe_w);
-    }
   }
   maybeFree();
 }
@@ -441,11 +425,13 @@ void ProxyConnection::logAccess() {
   if (access == nullptr) return;
   const core::SocketAddress& client = peer();
   auto ms = std::chrono::duration<double, std::milli>(worker_.loop().now() - started_).count();
-  access->info("client={} listener={} sni={} alpn={} pool={} backend={} bytes_in={} bytes_out={} duration_ms={:.1f} end={}{}{}",
+  access->info("client={} listener={} sni={} alpn={} pool={} backend={} bytes_in={} bytes_out={} relay={},{} "
+               "duration_ms={:.1f} end={}{}{}",
                client.length() ? client.toString() : "-", listener_->config->name,
                sni_len_ ? std::string_view(sni_, sni_len_) : "-", alpn_len_ ? std::string_view(alpn_, alpn_len_) : "-",
                pool_ ? std::string_view(pool_->name) : "-", backend_ ? std::string_view(backend_->name) : "-",
-               dirs_[0].bytes, dirs_[1].bytes, ms, endReasonName(end_), end_errno_ ? " errno=" : "",
+               dirs_[0].bytes, dirs_[1].bytes, dirs_[0].splice ? "splice" : "buffers",
+               dirs_[1].splice ? "splice" : "buffers", ms, endReasonName(end_), end_errno_ ? " errno=" : "",
                end_errno_ ? std::strerror(end_errno_) : "");
 }
 

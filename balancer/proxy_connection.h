@@ -57,10 +57,9 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   enum class State : uint8_t { Idle, Hello, Connecting, Preamble, Relay, Refusing, Closing };
   enum Op : uint8_t {
     kHelloRecv = 1, kConnect, kConnectTimeout, kPreamble, kAlert, kCancel, kCancelRecv0, kCancelRecv1,
-    kRecv0 = 16, kRecv1, kSend0, kSend1, kSpliceIn0, kSpliceIn1, kSpliceOut0, kSpliceOut1,
-    kPoll0, kPoll1, kPollOut0, kPollOut1,
+    kRecv0 = 16, kRecv1, kSend0, kSend1, kPollIn0, kPollIn1, kPollOut0, kPollOut1,
   };
-  enum TimerKind : uint8_t { kHelloTimer = 1, kIdleTimer, kRetryRecv0, kRetryRecv1, kRetryOut0, kRetryOut1 };
+  enum TimerKind : uint8_t { kHelloTimer = 1, kIdleTimer, kRetryRecv0, kRetryRecv1 };
 
   // Buffers received on one side and not yet sent on: a FIFO of (buffer id, length).
   // Backpressure cancels the multishot recv at max_queued_per_direction, but completions the
@@ -104,14 +103,14 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     bool finished = false;     // EOF propagated: shutdown(to, SHUT_WR) done
     bool observe = false;      // feed the server flight observer (direction 1 only)
     bool splice = false;
-    // splice relay
+    bool want_splice = false;  // relay = auto: this direction carried enough to splice
+    // splice relay: socket -> pipe -> socket with direct non-blocking splice(2)
     int pipe_r = -1;
     int pipe_w = -1;
     uint32_t in_pipe = 0;
     uint32_t pipe_capacity = 0;
-    bool splice_in_inflight = false;
-    bool splice_out_inflight = false;
-    bool pipe_full = false;  // splice-in said EAGAIN with bytes in the pipe: wait for splice-out
+    bool poll_in_armed = false;   // waiting for `from` to be readable
+    bool poll_out_armed = false;  // waiting for `to` to be writable
     uint64_t bytes = 0;
   };
 
@@ -138,10 +137,8 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   void onSend(int d, int32_t res);
   void propagateEof(int d);
   bool openPipe(Direction& dir);
-  void spliceIn(int d);
-  void spliceOut(int d);
-  void onSpliceIn(int d, int32_t res);
-  void onSpliceOut(int d, int32_t res);
+  void pump(int d);
+  void onPoll(int d, bool out, int32_t res);
   void releaseQueued(Direction& dir);
   void touch();
 
@@ -189,8 +186,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
 
   core::Timer hello_timer_{};
   core::Timer idle_timer_{};
-  core::Timer retry_timers_[2] = {};      // re-arm reading (ENOBUFS, splice EAGAIN)
-  core::Timer retry_out_timers_[2] = {};  // re-arm splice-out after EAGAIN
+  core::Timer retry_timers_[2] = {};  // re-arm reading after ENOBUFS
   core::Clock::time_point started_{};
   core::Clock::time_point last_activity_{};
   bool counted_ = false;         // listener/global active counters were incremented

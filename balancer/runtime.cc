@@ -2,6 +2,15 @@
 
 namespace ringlb::balancer {
 
+const char* relayKindName(RelayKind kind) {
+  switch (kind) {
+    case RelayKind::Auto: return "auto";
+    case RelayKind::Buffers: return "buffers";
+    case RelayKind::Splice: return "splice";
+  }
+  return "?";
+}
+
 std::unique_ptr<Runtime> Runtime::build(Config config) {
   auto rt = std::make_unique<Runtime>();
   rt->config = std::move(config);  // pools point into rt->config: build them only after the move

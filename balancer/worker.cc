@@ -61,9 +61,7 @@ bool Worker::init() {
   }
   slot_ = loop_.attach(this);
   for (const Pool& pool : runtime_.pools) selectors_.push_back(makeSelector(pool, 0x9e3779b97f4a7c15ull * (id_ + 1)));
-  // Measured in bench/README.md: the provided-buffer relay beats the splice relay on this
-  // kind of machine, so Auto means Buffers.
-  relay_ = global.relay == RelayKind::Splice ? RelayKind::Splice : RelayKind::Buffers;
+  relay_ = global.relay;
   stop_fd_ = core::UniqueFd(::eventfd(0, EFD_CLOEXEC));
   if (!stop_fd_) {
     error_ = std::string("eventfd: ") + std::strerror(errno);

@@ -93,7 +93,7 @@ class Worker final : public core::CompletionHandler, public core::TimerHandler {
   core::UringLoop loop_;
   core::SlotRef slot_{};
   std::vector<std::unique_ptr<Selector>> selectors_;
-  RelayKind relay_ = RelayKind::Buffers;
+  RelayKind relay_ = RelayKind::Auto;
 
   core::UniqueFd stop_fd_;
   uint64_t stop_value_ = 0;

@@ -63,13 +63,10 @@ class EventLoop {
   // with -ETIME or -ECANCELED / 0, and counted in flight).
   virtual void connect(SlotRef slot, uint8_t op, int fd, const SocketAddress& addr,
                        std::chrono::milliseconds timeout, uint8_t timeout_op) = 0;
-  virtual void splice(SlotRef slot, uint8_t op, int fd_in, int fd_out, uint32_t len) = 0;
-  // A poll for `poll_mask` on `poll_fd` linked to a splice: the splice runs only once the fd
-  // is ready (io_uring executes splice in a blocking io-wq worker; this keeps it short).
-  // Two completions: `poll_op` (the poll) and `splice_op` (the splice; -ECANCELED if the
-  // poll failed).
-  virtual void pollThenSplice(SlotRef slot, uint8_t poll_op, uint8_t splice_op, int poll_fd, unsigned poll_mask,
-                              int fd_in, int fd_out, uint32_t len) = 0;
+  // One-shot readiness: completes with the revents mask once `fd` is ready for `mask`
+  // (POLLIN/POLLOUT). For work done with direct non-blocking syscalls, e.g. splice(2), which
+  // io_uring can only run by punting to an io-wq thread.
+  virtual void pollAdd(SlotRef slot, uint8_t op, int fd, unsigned mask) = 0;
   // Cancels every operation on `fd` submitted by anyone (each cancelled op completes with
   // -ECANCELED); the cancel request itself completes with op `op`.
   virtual void cancelFd(SlotRef slot, uint8_t op, int fd) = 0;

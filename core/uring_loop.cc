@@ -80,17 +80,8 @@ __kernel_timespec* UringLoop::timespecSlot() {
   return &timespecs_[timespecs_used_++];
 }
 
-void UringLoop::splice(SlotRef slot, uint8_t op, int fd_in, int fd_out, uint32_t len) {
-  io_uring_prep_splice(prep(slot, op), fd_in, -1, fd_out, -1, len, SPLICE_F_MOVE);
-}
-
-void UringLoop::pollThenSplice(SlotRef slot, uint8_t poll_op, uint8_t splice_op, int poll_fd,
-                               unsigned poll_mask, int fd_in, int fd_out, uint32_t len) {
-  ring_.reserve(2);
-  io_uring_sqe* poll = prep(slot, poll_op);
-  io_uring_prep_poll_add(poll, poll_fd, poll_mask);
-  poll->flags |= IOSQE_IO_LINK;
-  splice(slot, splice_op, fd_in, fd_out, len);
+void UringLoop::pollAdd(SlotRef slot, uint8_t op, int fd, unsigned mask) {
+  io_uring_prep_poll_add(prep(slot, op), fd, mask);
 }
 
 void UringLoop::cancelFd(SlotRef slot, uint8_t op, int fd) {

@@ -34,9 +34,7 @@ class UringLoop final : public EventLoop {
   void send(SlotRef slot, uint8_t op, int fd, const void* buf, size_t len) override;
   void connect(SlotRef slot, uint8_t op, int fd, const SocketAddress& addr,
                std::chrono::milliseconds timeout, uint8_t timeout_op) override;
-  void splice(SlotRef slot, uint8_t op, int fd_in, int fd_out, uint32_t len) override;
-  void pollThenSplice(SlotRef slot, uint8_t poll_op, uint8_t splice_op, int poll_fd, unsigned poll_mask,
-                      int fd_in, int fd_out, uint32_t len) override;
+  void pollAdd(SlotRef slot, uint8_t op, int fd, unsigned mask) override;
   void cancelFd(SlotRef slot, uint8_t op, int fd) override;
   void cancelOp(SlotRef slot, uint8_t op, uint8_t target_op) override;
   void readEventFd(SlotRef slot, uint8_t op, int fd, uint64_t* value) override;

@@ -186,6 +186,8 @@ class PipelineTest(IntegrationTest):
             s.close()
         self.assertEqual(ok, n)
         wait_for(lambda: backend.connections == n, what="backend to see all connections")
+        log = self.stop_ringlb(lb)
+        self.assertEqual(log.count(" relay=buffers,buffers "), n, "small exchanges stay on the buffer relay")
 
     def test_malformed_hello_closes_only_its_connection(self):
         backend = self.server(RawBackend("echo"))

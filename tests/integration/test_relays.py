@@ -12,7 +12,7 @@ from test_pipeline import backends, recv_all, recv_exact, vip_config
 
 
 class RelayTest(IntegrationTest):
-    RELAYS = ("buffers", "splice")
+    RELAYS = ("buffers", "splice", "auto")  # auto hands bulk directions over mid-stream
 
     def _lb(self, relay, pool_body, **kw):
         return self.ringlb(vip_config(pool_body, global_extra=f'relay = "{relay}"'), **kw)
@@ -50,7 +50,11 @@ class RelayTest(IntegrationTest):
                 s.close()
                 self.assertEqual(total, size + len(hello))
                 self.assertEqual(got.hexdigest(), sent.hexdigest())
-                self.assertIn(f"relay={relay}", self.stop_ringlb(lb))
+                log = self.stop_ringlb(lb)
+                self.assertIn(f"relay={relay}", log)
+                # What each direction ended on: auto hands a bulk direction over to splice.
+                ended_on = "buffers,buffers" if relay == "buffers" else "splice,splice"
+                self.assertIn(f" relay={ended_on} ", log)
 
     def test_half_close_on_each_relay(self):
         for relay in self.RELAYS:
