@@ -107,6 +107,7 @@ void ProxyConnection::armRecv(int d) {
 void ProxyConnection::onRecv(int d, const core::Completion& c) {
   Direction& dir = dirs_[d];
   if (!c.more()) dir.recv_armed = false;
+  if (c.res <= 0 && c.hasBuffer()) worker_.loop().releaseBuffer(c.bufferId());  // defensive: never leak one
   if (c.res > 0 && c.hasBuffer()) {
     uint16_t id = c.bufferId();
     if (state_ != State::Relay) {

@@ -205,9 +205,9 @@ void Worker::connectionClosed(ProxyConnection* conn) {
 }
 
 HelloBuffer* Worker::acquireHelloBuffer() {
-  if (free_hello_ != nullptr) {
-    HelloBuffer* b = free_hello_;
-    free_hello_ = b->next_free;
+  if (!spare_hello_.empty()) {
+    HelloBuffer* b = spare_hello_.back().release();
+    spare_hello_.pop_back();
     return b;
   }
   uint32_t max_hello = 0;
@@ -218,13 +218,12 @@ HelloBuffer* Worker::acquireHelloBuffer() {
   buffer->input_capacity = max_hello + max_hello / 4 + 1024;
   buffer->scratch_capacity = max_hello;
   buffer->data = std::make_unique<uint8_t[]>(HelloBuffer::kHeadroom + buffer->input_capacity + buffer->scratch_capacity);
-  all_hello_buffers_.push_back(std::move(buffer));
-  return all_hello_buffers_.back().get();
+  return buffer.release();  // owned by the connection until releaseHelloBuffer()
 }
 
 void Worker::releaseHelloBuffer(HelloBuffer* buffer) {
-  buffer->next_free = free_hello_;
-  free_hello_ = buffer;
+  std::unique_ptr<HelloBuffer> owned(buffer);
+  if (spare_hello_.size() < kMaxSpareHelloBuffers) spare_hello_.push_back(std::move(owned));
 }
 
 }  // namespace ringlb::balancer

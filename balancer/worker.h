@@ -27,7 +27,6 @@ struct HelloBuffer {
   std::unique_ptr<uint8_t[]> data;
   uint32_t input_capacity = 0;
   uint32_t scratch_capacity = 0;
-  HelloBuffer* next_free = nullptr;
   uint8_t* input() { return data.get() + kHeadroom; }
   uint8_t* scratch() { return data.get() + kHeadroom + input_capacity; }
 };
@@ -105,8 +104,10 @@ class Worker final : public core::CompletionHandler, public core::TimerHandler {
   ProxyConnection* free_ = nullptr;
   ProxyConnection* live_ = nullptr;
   size_t live_count_ = 0;
-  std::vector<std::unique_ptr<HelloBuffer>> all_hello_buffers_;
-  HelloBuffer* free_hello_ = nullptr;
+  // Spare hello buffers; at most kMaxSpareHelloBuffers are kept after a burst (e.g. a
+  // slowloris wave), the rest are freed.
+  static constexpr size_t kMaxSpareHelloBuffers = 256;
+  std::vector<std::unique_ptr<HelloBuffer>> spare_hello_;
 
   WorkerStats stats_;
   std::thread thread_;
