@@ -74,33 +74,41 @@ def perf_summary(data, top=20):
 
 # ---------------------------------------------------------------------- reporting
 
-def aggregate(runs):
-    """Sum counts, CPU and time over rounds; derive the per-unit numbers from the sums."""
-    t = sum(r["duration_s"] for r in runs)
-    conns = sum(r["completed"] for r in runs)
-    byts = sum(r["bytes_up"] + r["bytes_down"] for r in runs)
-    cpu = sum(r["lb_cpu_s"] for r in runs)
-    cpu0 = sum(r["cpu_busy_s"][str(LB_CPU)] for r in runs)
-    cpu1 = sum(r["cpu_busy_s"][str(GEN_CPU)] for r in runs)
-    steal0 = sum(r["cpu_steal_s"][str(LB_CPU)] for r in runs)
-    gen = sum(r["gen_cpu_s"] for r in runs)
-    phase = sum(r["phase_s"] for r in runs)
-    a = {
-        "rounds": len(runs), "seconds": t, "completed": conns, "errors": sum(r["errors"] for r in runs),
-        "aborted": sum(r["aborted"] for r in runs), "bytes": byts, "lb_cpu_s": cpu,
-        "conns_per_s": conns / t, "mb_per_s": byts / t / 1e6,
-        "cpu_us_per_conn": cpu * 1e6 / conns if conns else None,
+def phase_metrics(r):
+    """The per-unit numbers of one measured phase."""
+    t = r["duration_s"]
+    byts = r["bytes_up"] + r["bytes_down"]
+    cpu = r["lb_cpu_s"]
+    return {
+        "conns_per_s": r["completed"] / t, "mb_per_s": byts / t / 1e6,
+        "cpu_us_per_conn": cpu * 1e6 / r["completed"] if r["completed"] else None,
         "cpu_s_per_gb": cpu / (byts / 1e9) if byts else None,
-        "lb_util": cpu / t, "gen_util": gen / t, "cpu0_busy": cpu0 / phase, "cpu1_busy": cpu1 / phase,
-        # CPU 0 time not spent in the LB (other processes on the shared machine), and time the
-        # hypervisor took from CPU 0: both should be near 0 for a clean measurement.
-        "cpu0_other": max(0.0, cpu0 - cpu) / phase, "cpu0_steal": steal0 / phase,
-        "cpu1_other": max(0.0, cpu1 - gen) / phase,
-        "p99_us": max(r["latency_us"]["p99"] for r in runs),
-        "p50_us": sorted(r["latency_us"]["p50"] for r in runs)[len(runs) // 2],
-        "lb_threads_cpus": {},
+        "lb_util": cpu / t, "gen_util": r["gen_cpu_s"] / t,
+        "steal0": r["cpu_steal_s"][str(LB_CPU)] / r["phase_s"], "noise": noise(r),
+        "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"],
     }
-    a["noise"] = sum(noise(r) * r["phase_s"] for r in runs) / phase
+
+
+def median(values):
+    v = sorted(x for x in values if x is not None)
+    if not v:
+        return None
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def aggregate(runs):
+    """Median over rounds of each per-phase number (one phase hit by hypervisor steal or a
+    neighbour's job does not move it), plus totals and the min..max spread."""
+    per = [phase_metrics(r) for r in runs]
+    a = {key: median(m[key] for m in per) for key in per[0]}
+    a["spread"] = {key: [min(m[key] for m in per), max(m[key] for m in per)]
+                   for key in ("conns_per_s", "mb_per_s", "cpu_us_per_conn", "cpu_s_per_gb")
+                   if all(m[key] is not None for m in per)}
+    a.update({"rounds": len(runs), "seconds": sum(r["duration_s"] for r in runs),
+              "completed": sum(r["completed"] for r in runs), "errors": sum(r["errors"] for r in runs),
+              "aborted": sum(r["aborted"] for r in runs),
+              "bytes": sum(r["bytes_up"] + r["bytes_down"] for r in runs),
+              "lb_cpu_s": sum(r["lb_cpu_s"] for r in runs), "lb_threads_cpus": {}})
     for r in runs:
         for comm, cpus in r["lb_threads_cpus"].items():
             a["lb_threads_cpus"][comm] = sorted(set(a["lb_threads_cpus"].get(comm, [])) | set(cpus))
@@ -141,18 +149,23 @@ def markdown(agg, lbs, base="haproxy"):
 
 
 def relay_verdict(agg):
+    """Per scenario, which ringlb relay needs less LB CPU per unit of work, and by how much."""
     lines = []
     for scen, per_lb in agg.items():
         b, s = per_lb.get("ringlb-buffers"), per_lb.get("ringlb-splice")
         if not b or not s:
             continue
-        key, unit = ("cpu_s_per_gb", "CPU s/GB") if scen.startswith("bulk") else ("cpu_us_per_conn", "CPU us/conn")
-        tkey = "mb_per_s" if scen.startswith("bulk") else "conns_per_s"
-        winner = "buffers" if b[key] <= s[key] else "splice"
+        bulk = scen.startswith("bulk")
+        key, unit = ("cpu_s_per_gb", "CPU s/GB") if bulk else ("cpu_us_per_conn", "CPU us/conn")
+        tkey = "mb_per_s" if bulk else "conns_per_s"
         lo, hi = sorted([b[key], s[key]])
-        lines.append(f"- {scen}: {winner} uses {100 * (hi / lo - 1):.0f}% less {unit} "
-                     f"(buffers {fmt(b[key], 3)}, splice {fmt(s[key], 3)}); throughput splice/buffers "
-                     f"{s[tkey] / b[tkey]:.2f}")
+        saving = 100 * (1 - lo / hi)
+        if saving < 3:
+            head = f"no clear winner (within {saving:.0f}%)"
+        else:
+            head = f"{'buffers' if b[key] <= s[key] else 'splice'} needs {saving:.0f}% less {unit}"
+        lines.append(f"- {scen}: {head} (buffers {fmt(b[key], 3)}, splice {fmt(s[key], 3)}); "
+                     f"throughput splice/buffers {s[tkey] / b[tkey]:.2f}")
     return "\n".join(lines)
 
 
