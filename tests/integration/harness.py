@@ -172,6 +172,38 @@ def client_hello(server_name, alpn=None, tls12_only=False):
     return outgoing.read()
 
 
+def echo_transfer(port, size, server_name="alpha.test"):
+    """Sends a real ClientHello then `size` random bytes through 127.0.0.1:port, half-closes,
+    and reads everything echoed back while still sending. Returns (bytes sent, bytes received,
+    sent sha256, received sha256); hello included in both."""
+    hello = client_hello(server_name)
+    block = os.urandom(1 << 20)
+    sent = hashlib.sha256(hello)
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+
+    def writer():
+        s.sendall(hello)
+        for i in range(size // len(block)):
+            chunk = bytes([i & 0xff]) + block[1:]
+            sent.update(chunk)
+            s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    got = hashlib.sha256()
+    total = 0
+    while True:
+        data = s.recv(1 << 20)
+        if not data:
+            break
+        got.update(data)
+        total += len(data)
+    t.join()
+    s.close()
+    return size + len(hello), total, sent.hexdigest(), got.hexdigest()
+
+
 class RawBackend:
     """A plain TCP (or unix) server that records what it receives. `behaviour` decides replies:
     'echo' echoes bytes as they arrive; 'digest_on_eof' reads to EOF then replies with the

@@ -12,7 +12,8 @@ import threading
 import time
 import unittest
 
-from harness import (IntegrationTest, RawBackend, SServer, client_hello, curl, pki, s_client, wait_for)
+from harness import (IntegrationTest, RawBackend, SServer, client_hello, curl, echo_transfer, s_client,
+                     wait_for)
 
 
 def vip_config(pool_body, listener_extra="", global_extra="", binds='"127.0.0.1:0"'):
@@ -129,36 +130,11 @@ class PipelineTest(IntegrationTest):
     def test_64_mib_both_ways_byte_exact(self):
         backend = self.server(RawBackend("echo"))
         lb = self.ringlb(vip_config(backends(("b", backend.address))))
-        hello = client_hello("alpha.test")
-        size = 64 << 20
-        block = os.urandom(1 << 20)
-        sent = hashlib.sha256(hello)
-        s = socket.create_connection(("127.0.0.1", lb.port()), timeout=30)
-
-        def writer():
-            s.sendall(hello)
-            for i in range(size // len(block)):
-                chunk = bytes([i & 0xff]) + block[1:]
-                sent.update(chunk)
-                s.sendall(chunk)
-            s.shutdown(socket.SHUT_WR)
-
-        t = threading.Thread(target=writer)
-        t.start()
-        got = hashlib.sha256()
-        total = 0
-        while True:
-            data = s.recv(1 << 20)
-            if not data:
-                break
-            got.update(data)
-            total += len(data)
-        t.join()
-        s.close()
-        self.assertEqual(total, size + len(hello))
-        self.assertEqual(got.hexdigest(), sent.hexdigest())
+        sent, received, sent_digest, got_digest = echo_transfer(lb.port(), 64 << 20)
+        self.assertEqual(received, sent)
+        self.assertEqual(got_digest, sent_digest)
         log = self.stop_ringlb(lb)
-        self.assertIn(f"bytes_in={size + len(hello)} bytes_out={size + len(hello)}", log)
+        self.assertIn(f"bytes_in={sent} bytes_out={sent}", log)
 
     def test_500_concurrent_tls_connections(self):
         backend = self.server(RawBackend("echo"))

@@ -7,7 +7,7 @@ import threading
 import time
 import unittest
 
-from harness import IntegrationTest, RawBackend, SServer, client_hello, s_client, wait_for
+from harness import IntegrationTest, RawBackend, SServer, client_hello, echo_transfer, s_client
 from test_pipeline import backends, recv_all, recv_exact, vip_config
 
 
@@ -22,34 +22,9 @@ class RelayTest(IntegrationTest):
             with self.subTest(relay=relay):
                 backend = self.server(RawBackend("echo"))
                 lb = self._lb(relay, backends(("b", backend.address)))
-                hello = client_hello("alpha.test")
-                size = 24 << 20
-                sent = hashlib.sha256(hello)
-                s = socket.create_connection(("127.0.0.1", lb.port()), timeout=30)
-
-                def writer():
-                    s.sendall(hello)
-                    block = os.urandom(1 << 20)
-                    for i in range(size // len(block)):
-                        chunk = bytes([i & 0xff]) + block[1:]
-                        sent.update(chunk)
-                        s.sendall(chunk)
-                    s.shutdown(socket.SHUT_WR)
-
-                t = threading.Thread(target=writer)
-                t.start()
-                got = hashlib.sha256()
-                total = 0
-                while True:
-                    data = s.recv(1 << 20)
-                    if not data:
-                        break
-                    got.update(data)
-                    total += len(data)
-                t.join()
-                s.close()
-                self.assertEqual(total, size + len(hello))
-                self.assertEqual(got.hexdigest(), sent.hexdigest())
+                sent, received, sent_digest, got_digest = echo_transfer(lb.port(), 24 << 20)
+                self.assertEqual(received, sent)
+                self.assertEqual(got_digest, sent_digest)
                 log = self.stop_ringlb(lb)
                 self.assertIn(f"relay={relay}", log)
                 # What each direction ended on: auto hands a bulk direction over to splice.
