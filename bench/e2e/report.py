@@ -84,6 +84,10 @@ def phase_metrics(r):
         "cpu_us_per_conn": cpu * 1e6 / r["completed"] if r["completed"] else None,
         "cpu_s_per_gb": cpu / (byts / 1e9) if byts else None,
         "lb_util": cpu / t, "gen_util": r["gen_cpu_s"] / t,
+        # The peers' cost per unit: on loopback an LB can shift work onto them (e.g. splice
+        # hands its page references through to the receiving socket, which then frees them).
+        "gen_us_per_conn": r["gen_cpu_s"] * 1e6 / r["completed"] if r["completed"] else None,
+        "gen_s_per_gb": r["gen_cpu_s"] / (byts / 1e9) if byts else None,
         "steal0": r["cpu_steal_s"][str(LB_CPU)] / r["phase_s"], "noise": noise(r),
         "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"],
     }
@@ -132,9 +136,11 @@ def markdown(agg, lbs, base="haproxy"):
     head = ["scenario", "metric", *lbs, *[f"{lb.replace('ringlb-', '')}/{base}" for lb in others]]
     rows = []
     for scen, per_lb in agg.items():
-        metrics = [("conn/s", "conns_per_s", 0), ("LB CPU us/conn", "cpu_us_per_conn", 1)]
+        metrics = [("conn/s", "conns_per_s", 0), ("LB CPU us/conn", "cpu_us_per_conn", 1),
+                   ("gen+sink CPU us/conn", "gen_us_per_conn", 1)]
         if scen.startswith("bulk"):
-            metrics = [("MB/s", "mb_per_s", 0), ("LB CPU s/GB", "cpu_s_per_gb", 3)]
+            metrics = [("MB/s", "mb_per_s", 0), ("LB CPU s/GB", "cpu_s_per_gb", 3),
+                       ("gen+sink CPU s/GB", "gen_s_per_gb", 3)]
         else:
             metrics += [("MB/s", "mb_per_s", 1), ("p99 latency us", "p99_us", 0)]
         metrics += [("LB CPU util", "lb_util", 2), ("gen+sink CPU util", "gen_util", 2),
