@@ -7,7 +7,7 @@ All load balancers run at once on loopback, each pinned to CPU 0 (taskset -c 0; 
 same load; the LB's CPU time is utime+stime from /proc/PID/stat over the measured phase.
 
     bench/e2e/run.py                 # full run, ~3 min
-    bench/e2e/run.py --quick         # ~30 s smoke run
+    bench/e2e/run.py --quick         # ~40 s smoke run
     bench/e2e/run.py --perf          # afterwards, perf-profile each LB (cpu-clock, -g)
 
 Prints Markdown tables (absolute numbers and ratios to HAProxy) and writes JSON. Only
