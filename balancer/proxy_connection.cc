@@ -65,9 +65,9 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
   listener_ = &listener;
   pool_ = nullptr;
   backend_ = nullptr;
-  route_ = -1;
   hello_ = worker_.acquireHelloBuffer();
   hello_len_ = 0;
+  hello_needed_ = 0;
   preamble_len_ = preamble_sent_ = preamble_off_ = 0;
   sni_len_ = alpn_len_ = 0;
   hash_ = 0;
@@ -82,7 +82,6 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
     dir.queue = std::move(kept);
   }
   observer_ = tls::ServerFlightObserver{};
-  counted_ = true;
   started_ = last_activity_ = loop.now();
   hello_timer_.handler = idle_timer_.handler = this;
   retry_timers_[0].handler = retry_timers_[1].handler = this;
@@ -109,12 +108,19 @@ void ProxyConnection::onHelloRecv(int32_t res) {
     return;
   }
   hello_len_ += static_cast<uint32_t>(res);
+  // Re-parse only once the parser can make progress: a hello trickled in 1-byte records
+  // would otherwise cost a walk over every record header per byte.
+  if (hello_len_ < hello_needed_ && hello_len_ < hello_->input_capacity) {
+    armHelloRecv();
+    return;
+  }
   tls::ParseLimits limits;
   limits.max_hello_bytes = listener_->config->client_hello_max;
   tls::ClientHelloInfo hello;
   tls::ParseStatus status = tls::parseClientHello({hello_->input(), hello_len_},
                                                   {hello_->scratch(), hello_->scratch_capacity}, limits, hello);
   if (status == tls::ParseStatus::NeedMore) {
+    hello_needed_ = static_cast<uint32_t>(hello.bytes_needed);
     if (hello_len_ < hello_->input_capacity) {
       armHelloRecv();
       return;
@@ -127,8 +133,7 @@ void ProxyConnection::onHelloRecv(int32_t res) {
       RouteDecision d = listener_->router.routeNotTls();
       if (d.kind == RouteDecision::Kind::Pool) {
         worker_.loop().timers().cancel(hello_timer_);
-        pool_ = &worker_.runtime().pools[d.pool];
-        attempts_left_ = static_cast<uint8_t>(std::min<uint32_t>(pool_->config->retries + 1, kMaxTries));
+        enterPool(d.pool);
         chooseAndConnect();
         return;
       }
@@ -163,8 +168,7 @@ void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
     refuse(EndReason::NoRoute, d.kind == RouteDecision::Kind::Alert ? kAlertUnrecognizedName : 0);
     return;
   }
-  route_ = d.route;
-  pool_ = &worker_.runtime().pools[d.pool];
+  enterPool(d.pool);
   const PoolConfig& pc = *pool_->config;
   if (pc.algorithm == Algorithm::Maglev) {
     std::string_view client_bytes;
@@ -183,7 +187,6 @@ void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
       backend_ = pool_->backends[*hit].get();
     }
   }
-  attempts_left_ = static_cast<uint8_t>(std::min<uint32_t>(pc.retries + 1, kMaxTries));
   if (backend_ != nullptr) {
     startConnect();
   } else {
@@ -200,6 +203,11 @@ void ProxyConnection::refuse(EndReason reason, uint8_t alert) {
   }
   state_ = State::Refusing;
   worker_.loop().send(slot_, kAlert, client_fd_, alertRecord(alert), 7);
+}
+
+void ProxyConnection::enterPool(uint32_t pool) {
+  pool_ = &worker_.runtime().pools[pool];
+  attempts_left_ = static_cast<uint8_t>(std::min<uint32_t>(pool_->config->retries + 1, kMaxTries));
 }
 
 void ProxyConnection::chooseAndConnect() {
@@ -400,11 +408,9 @@ void ProxyConnection::maybeFree() {
     worker_.releaseHelloBuffer(hello_);
     hello_ = nullptr;
   }
-  if (counted_) {
-    listener_->stats.active.fetch_sub(1, std::memory_order_relaxed);
-    worker_.runtime().active.fetch_sub(1, std::memory_order_relaxed);
-    counted_ = false;
-  }
+  // Admitted by Worker::admit, which counted it; maybeFree runs once per connection.
+  listener_->stats.active.fetch_sub(1, std::memory_order_relaxed);
+  worker_.runtime().active.fetch_sub(1, std::memory_order_relaxed);
   worker_.loop().detach(slot_);
   state_ = State::Idle;
   worker_.connectionClosed(this);  // may hand this object to the next accept: touch nothing after

@@ -119,6 +119,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   void onHelloRecv(int32_t res);
   void onHelloComplete(const tls::ClientHelloInfo& hello);
   void refuse(EndReason reason, uint8_t alert);
+  void enterPool(uint32_t pool);
   void chooseAndConnect();
   void startConnect();
   void onConnect(int32_t res);
@@ -132,6 +133,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   void armRecv(int d);
   uint32_t queueLimit() const;
   void onRecv(int d, const core::Completion& c);
+  void stopMultishotRecv(int d);
   void onRecvCancelled(int d);
   void trySend(int d);
   void onSend(int d, int32_t res);
@@ -160,10 +162,10 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   ListenerRuntime* listener_ = nullptr;
   Pool* pool_ = nullptr;
   Backend* backend_ = nullptr;
-  int32_t route_ = -1;
 
   HelloBuffer* hello_ = nullptr;
   uint32_t hello_len_ = 0;       // bytes of client data read so far (after the headroom)
+  uint32_t hello_needed_ = 0;    // the parser's bytes_needed: no re-parse below this
   uint32_t preamble_off_ = 0;    // where the preamble starts in the hello buffer
   uint32_t preamble_len_ = 0;
   uint32_t preamble_sent_ = 0;
@@ -189,7 +191,6 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   core::Timer retry_timers_[2] = {};  // re-arm reading after ENOBUFS
   core::Clock::time_point started_{};
   core::Clock::time_point last_activity_{};
-  bool counted_ = false;         // listener/global active counters were incremented
 };
 
 }  // namespace ringlb::balancer

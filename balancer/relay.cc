@@ -128,15 +128,9 @@ void ProxyConnection::onRecv(int d, const core::Completion& c) {
     if (!dir.want_splice && !dir.observe && worker_.relayKind() == RelayKind::Auto &&
         dir.bytes >= kAutoSpliceBytes) {
       dir.want_splice = true;  // bulk: hand over to splice (no copies through user space)
-      if (dir.recv_armed && dir.multishot && !dir.cancel_pending) {
-        dir.cancel_pending = true;
-        worker_.loop().cancelOp(slot_, static_cast<uint8_t>(kCancelRecv0 + d), static_cast<uint8_t>(kRecv0 + d));
-      }
+      stopMultishotRecv(d);
     }
-    if (dir.queue.size() >= queueLimit() && dir.recv_armed && dir.multishot && !dir.cancel_pending) {
-      dir.cancel_pending = true;  // backpressure: stop reading until the queue drains
-      worker_.loop().cancelOp(slot_, static_cast<uint8_t>(kCancelRecv0 + d), static_cast<uint8_t>(kRecv0 + d));
-    }
+    if (dir.queue.size() >= queueLimit()) stopMultishotRecv(d);  // backpressure until the queue drains
   } else if (c.res == 0) {
     dir.eof = true;
     if (dir.queue.empty() && !dir.send_inflight) propagateEof(d);
@@ -152,6 +146,15 @@ void ProxyConnection::onRecv(int d, const core::Completion& c) {
     return;
   }
   if (!dir.recv_armed && c.res != -ENOBUFS) armRecv(d);
+}
+
+// Cancels this direction's multishot recv (a single-shot one ends by itself); armRecv
+// decides what comes next once the cancel and the queue allow it.
+void ProxyConnection::stopMultishotRecv(int d) {
+  Direction& dir = dirs_[d];
+  if (!dir.recv_armed || !dir.multishot || dir.cancel_pending) return;
+  dir.cancel_pending = true;
+  worker_.loop().cancelOp(slot_, static_cast<uint8_t>(kCancelRecv0 + d), static_cast<uint8_t>(kRecv0 + d));
 }
 
 void ProxyConnection::onRecvCancelled(int d) {
@@ -186,11 +189,9 @@ void ProxyConnection::onSend(int d, int32_t res) {
     dir.head_sent = 0;
   }
   trySend(d);
-  if (dir.queue.empty() && !dir.send_inflight) {
-    if (dir.eof) {
-      propagateEof(d);
-      return;
-    }
+  if (dir.eof && dir.queue.empty() && !dir.send_inflight) {
+    propagateEof(d);
+    return;
   }
   armRecv(d);
 }
@@ -245,7 +246,6 @@ bool ProxyConnection::openPipe(Direction& dir) {
 void ProxyConnection::pump(int d) {
   Direction& dir = dirs_[d];
   constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-  bool need_in = false;
   bool need_out = false;
   for (;;) {
     bool progress = false;
@@ -257,11 +257,9 @@ void ProxyConnection::pump(int d) {
         progress = true;
       } else if (n == 0) {
         dir.eof = true;
-      } else if (errno == EAGAIN) {
-        // No data on the socket, or the pipe is full by slots (one per skb fragment), not
-        // bytes: wait for data only if the pipe is empty, else splice-out makes room.
-        need_in = dir.in_pipe == 0;
-      } else if (errno != EINTR) {
+      } else if (errno != EAGAIN && errno != EINTR) {
+        // EAGAIN: no data on the socket, or the pipe is full by slots (one per skb fragment),
+        // not bytes; either way splice-out or a POLLIN below gets things moving again.
         end_errno_ = errno;
         finish(resetReason(d));
         return;
@@ -281,7 +279,7 @@ void ProxyConnection::pump(int d) {
       }
     }
     if (!progress) break;
-    need_in = need_out = false;
+    need_out = false;
   }
   touch();
   if (dir.eof && dir.in_pipe == 0) {
@@ -292,7 +290,8 @@ void ProxyConnection::pump(int d) {
     dir.poll_out_armed = true;
     worker_.loop().pollAdd(slot_, static_cast<uint8_t>(kPollOut0 + d), dir.to, POLLOUT);
   }
-  if ((need_in || (dir.in_pipe == 0 && !dir.eof)) && !dir.poll_in_armed) {
+  // Wait for data only with an empty pipe: otherwise splice-out (or its POLLOUT) comes first.
+  if (dir.in_pipe == 0 && !dir.eof && !dir.poll_in_armed) {
     dir.poll_in_armed = true;
     worker_.loop().pollAdd(slot_, static_cast<uint8_t>(kPollIn0 + d), dir.from, POLLIN);
   }

@@ -196,6 +196,23 @@ class PipelineTest(IntegrationTest):
         self.assertEqual(backend.connections, 0)
         self.assertNotIn("refusing invalid", self.stop_ringlb(lb))
 
+    def test_hello_in_one_byte_records_trickled_in_pieces_is_routed(self):
+        # The relay re-parses only when the parser's bytes_needed is reached; a hello cut into
+        # 1-byte records and many TCP segments must still complete and be replayed unchanged.
+        backend = self.server(RawBackend("echo"))
+        lb = self.ringlb(vip_config(backends(("b", backend.address))))
+        hello = client_hello("alpha.test")
+        body = hello[5:5 + struct.unpack("!H", hello[3:5])[0]]
+        records = b"".join(b"\x16\x03\x01\x00\x01" + body[i:i + 1] for i in range(len(body)))
+        s = socket.create_connection(("127.0.0.1", lb.port()), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(records), 97):
+            s.sendall(records[i:i + 97])
+            time.sleep(0.001)
+        self.assertEqual(recv_exact(s, len(records)), records)
+        s.close()
+        self.assertIn("sni=alpha.test", self.stop_ringlb(lb))
+
     def test_trickled_hello_times_out_from_accept(self):
         backend = self.server(RawBackend("echo"))
         lb = self.ringlb(vip_config(backends(("b", backend.address)), 'client_hello_timeout = "1s"'))
