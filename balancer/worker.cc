@@ -60,6 +60,9 @@ bool Worker::init() {
     return false;
   }
   slot_ = loop_.attach(this);
+  drain_timer_.handler = accept_retry_timer_.handler = this;
+  drain_timer_.kind = kDrainTimer;
+  accept_retry_timer_.kind = kAcceptRetryTimer;
   for (const Pool& pool : runtime_.pools) selectors_.push_back(makeSelector(pool, 0x9e3779b97f4a7c15ull * (id_ + 1)));
   relay_ = global.relay;
   stop_fd_ = core::UniqueFd(::eventfd(0, EFD_CLOEXEC));
@@ -87,23 +90,28 @@ void Worker::onCompletion(uint8_t op, const core::Completion& completion) {
   maybeExit();
 }
 
+namespace {
+
+// Takes one of `active`'s slots unless `limit` (0 = none) is reached; a refusal is counted
+// in `rejected` and logged at the 1st, 2nd, 4th, 8th... one (bounded volume under a flood).
+bool takeSlot(std::atomic<uint32_t>& active, uint32_t limit, std::atomic<uint64_t>& rejected,
+              std::string_view scope) {
+  if (active.fetch_add(1, std::memory_order_relaxed) < limit || limit == 0) return true;
+  active.fetch_sub(1, std::memory_order_relaxed);
+  uint64_t n = rejected.fetch_add(1, std::memory_order_relaxed);
+  if ((n & (n + 1)) == 0)
+    core::log().warn("{}: max_connections={} reached: closing new connection ({} so far)", scope, limit, n + 1);
+  return false;
+}
+
+}  // namespace
+
 bool Worker::admit(ListenerRuntime& listener) {
-  uint32_t limit = runtime_.config.global.max_connections;
-  if (runtime_.active.fetch_add(1, std::memory_order_relaxed) >= limit) {
-    runtime_.active.fetch_sub(1, std::memory_order_relaxed);
-    uint64_t n = runtime_.rejected_global_limit.fetch_add(1, std::memory_order_relaxed);
-    if ((n & (n + 1)) == 0)  // 1st, 2nd, 4th, 8th...: bounded log volume under a flood
-      core::log().warn("global max_connections={} reached: closing new connection ({} so far)", limit, n + 1);
+  if (!takeSlot(runtime_.active, runtime_.config.global.max_connections, runtime_.rejected_global_limit, "global"))
     return false;
-  }
-  uint32_t listener_limit = listener.config->max_connections;
-  if (listener.stats.active.fetch_add(1, std::memory_order_relaxed) >= listener_limit && listener_limit != 0) {
-    listener.stats.active.fetch_sub(1, std::memory_order_relaxed);
+  if (!takeSlot(listener.stats.active, listener.config->max_connections, listener.stats.rejected_limit,
+                "listener " + listener.config->name)) {
     runtime_.active.fetch_sub(1, std::memory_order_relaxed);
-    uint64_t n = listener.stats.rejected_limit.fetch_add(1, std::memory_order_relaxed);
-    if ((n & (n + 1)) == 0)
-      core::log().warn("listener {}: max_connections={} reached: closing new connection ({} so far)",
-                       listener.config->name, listener_limit, n + 1);
     return false;
   }
   return true;
@@ -144,8 +152,6 @@ void Worker::onAccept(size_t i, const core::Completion& completion) {
     core::log().error("listener {}: accept failed: {}; retrying in 100ms", listener.config->name,
                       std::strerror(-completion.res));
     loop_.timers().schedule(accept_retry_timer_, loop_.now() + std::chrono::milliseconds(100));
-    accept_retry_timer_.handler = this;
-    accept_retry_timer_.kind = kAcceptRetryTimer;
     return;
   }
   armAccept(i);
@@ -178,8 +184,6 @@ void Worker::beginDrain() {
       sockets_[i].fd.reset();
     }
   }
-  drain_timer_.handler = this;
-  drain_timer_.kind = kDrainTimer;
   loop_.timers().schedule(drain_timer_, loop_.now() + runtime_.config.global.drain_timeout);
   core::log().info("worker {}: stopped accepting; draining {} connections (up to {} ms)", id_, live_count_,
                    runtime_.config.global.drain_timeout.count());

@@ -33,7 +33,6 @@ class BufferRing {
 
   std::span<uint8_t> buffer(uint16_t id) { return {data_ + size_t{id} * size_, size_}; }
   void release(uint16_t id);
-  uint16_t groupId() const { return group_id_; }
   uint32_t bufferSize() const { return size_; }
   uint32_t count() const { return count_; }
   uint32_t outstanding() const { return outstanding_; }

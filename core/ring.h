@@ -32,7 +32,6 @@ class Ring {
   void submitAndWait(std::chrono::milliseconds timeout);
 
   io_uring* raw() { return &ring_; }
-  bool initialized() const { return initialized_; }
 
  private:
   io_uring ring_{};
