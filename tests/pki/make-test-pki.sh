@@ -2,8 +2,8 @@
 # make-test-pki.sh OUTDIR: the test PKI for ringlb's TLS termination and re-encryption tests.
 #
 # bash + the openssl CLI only. Idempotent: does nothing if OUTDIR/.done exists. Everything
-# is built in a staging directory beside OUTDIR and moved in at the end, so an interrupted
-# run never leaves a half-made OUTDIR marked done. Certificates are valid for 3 days from
+# is built in a staging directory beside OUTDIR and renamed to OUTDIR at the end, so an
+# interrupted or concurrent run never leaves or uses a half-made OUTDIR. Certificates are valid for 3 days from
 # now (backend-expired excepted). Keys are unencrypted PKCS#8 PEM, mode 0600.
 #
 # Naming: <name>.pem is the certificate alone, <name>.key its key, <name>.full.pem the
@@ -48,7 +48,7 @@
 #                               tickets-a.key stay decryptable under either reading.
 #   ca-db/<ca>/, <ca>.cnf       `openssl ca` state and minimal config for client-ca and
 #                               internal-ca (relative paths: run openssl ca from OUTDIR)
-#   .done                       written last
+#   .done                       marks a complete PKI (the directory appears with it, renamed in)
 #
 # Test configs refer to these files as /etc/ringlb/pki/<file>; a test substitutes the real
 # directory by replacing the string "/etc/ringlb/pki/" with "OUTDIR/".
@@ -199,11 +199,16 @@ chmod 0644 ./*.pem ./*.crl public-certs/*.pem internal-ca.d/*
 chmod 0600 ./*.key ./*.full.pem public-certs/*.pem
 chmod 0755 public-certs internal-ca.d
 
-mkdir -p "$out"
-chmod 0755 "$out"
-# Move everything in, .done last.
-for f in "$stage"/* ; do
-  rm -rf "${out:?}/$(basename "$f")"
-  mv "$f" "$out/"
-done
-touch "$out/.done"
+# Publish: the staging directory, .done included, is renamed to OUTDIR in one step, so a
+# concurrent run (two test processes sharing $RINGLB_TEST_PKI) never sees, or mixes, half a
+# PKI. An empty OUTDIR is replaced; if another run got there first, its PKI is kept.
+touch .done
+chmod 0755 "$stage"
+cd /
+if [ -d "$out" ]; then rmdir "$out" 2>/dev/null || true; fi
+if mv -T "$stage" "$out" 2>/dev/null; then
+  exit 0
+fi
+[ -e "$out/.done" ] && exit 0
+echo "make-test-pki: $out exists, is not empty and has no .done; remove it and run again" >&2
+exit 1
