@@ -468,13 +468,14 @@ void ProxyConnection::logAccess() {
   if (access == nullptr) return;
   const core::SocketAddress& client = peer();
   auto ms = std::chrono::duration<double, std::milli>(worker_.loop().now() - started_).count();
-  access->info("client={} listener={} sni={} alpn={} pool={} backend={} bytes_in={} bytes_out={} relay={},{} "
+  std::string tls_fields = tlsMode() ? tlsLogFields() : std::string();
+  access->info("client={} listener={} sni={} alpn={} pool={} backend={} bytes_in={} bytes_out={} relay={},{}{} "
                "duration_ms={:.1f} end={}{}{}",
                client.length() ? client.toString() : "-", listener_->config->name,
                sni_len_ ? std::string_view(sni_, sni_len_) : "-", alpn_len_ ? std::string_view(alpn_, alpn_len_) : "-",
                pool_ ? std::string_view(pool_->name) : "-", backend_ ? std::string_view(backend_->name) : "-",
                dirs_[0].bytes, dirs_[1].bytes, dirs_[0].splice ? "splice" : "buffers",
-               dirs_[1].splice ? "splice" : "buffers", ms, endReasonName(end_), end_errno_ ? " errno=" : "",
+               dirs_[1].splice ? "splice" : "buffers", tls_fields, ms, endReasonName(end_), end_errno_ ? " errno=" : "",
                end_errno_ ? std::strerror(end_errno_) : "");
 }
 

@@ -219,6 +219,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   bool tlsMode() const { return tls_[0].stream.active(); }
   bool sideIsTls(int side) const { return tls_[side].stream.active(); }
   void releaseTls();
+  std::string tlsLogFields() const;
 
   // teardown
   void finish(EndReason reason);

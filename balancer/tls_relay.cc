@@ -407,6 +407,25 @@ void ProxyConnection::tlsFailed(int side, const char* what) {
   finish(stream.handshakeDone() ? EndReason::BackendReset : EndReason::BackendTlsFailed);
 }
 
+// " tls=TLSv1.3 cipher=... resumed=0 backend_tls=... backend_resumed=1 tls_error=\"...\"" for
+// the access log line.
+std::string ProxyConnection::tlsLogFields() const {
+  std::string out;
+  for (int side = 0; side < 2; ++side) {
+    const tls::TlsStream& stream = tls_[side].stream;
+    if (!stream.active() || !stream.handshakeDone()) continue;
+    tls::SessionInfo info = tls::sessionInfo(stream.ssl(), /*with_client_names=*/side == 0);
+    const char* prefix = side == 0 ? "" : "backend_";
+    out += fmt::format(" {}tls={} {}cipher={} {}resumed={}", prefix, info.version, prefix, info.cipher, prefix,
+                       info.resumed ? 1 : 0);
+    if (side == 0 && info.client_cert_presented) {
+      out += fmt::format(" client_cert=\"{}\" client_verified={}", info.client_subject, info.client_cert_verified ? 1 : 0);
+    }
+  }
+  if (!tls_error_.empty()) out += fmt::format(" tls_error=\"{}\"", tls_error_);
+  return out;
+}
+
 void ProxyConnection::releaseTls() {
   core::EventLoop& loop = worker_.loop();
   for (int side = 0; side < 2; ++side) {
