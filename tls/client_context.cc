@@ -139,7 +139,8 @@ int onNewSession(SSL* ssl, SSL_SESSION* session) {
     name = ip;
     OPENSSL_free(ip);
   }
-  slot->set(SslSessionPtr(session), std::move(name));
+  const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);  // what we sent
+  slot->set(SslSessionPtr(session), std::move(name), sni != nullptr ? sni : "");
   return 1;
 }
 
@@ -343,10 +344,9 @@ SslPtr ClientContext::newSsl(std::string_view sni, std::string_view verify_name,
   if (session_reuse_ && slot != nullptr) {
     SSL_set_ex_data(ssl.get(), indices().slot, slot);
     SSL_SESSION* session = slot->get();
-    const char* session_sni = session != nullptr ? SSL_SESSION_get0_hostname(session) : nullptr;
     const bool same_names = session != nullptr &&
                             (!verify_ || slot->verifiedName() == verify_name) &&
-                            std::string_view(session_sni != nullptr ? session_sni : "") == sni;
+                            slot->sni() == sni;
     if (same_names && SSL_SESSION_is_resumable(session) == 1 &&
         SSL_set_session(ssl.get(), session) == 1) {
       SSL_set_ex_data(ssl.get(), indices().offered, session);

@@ -48,24 +48,30 @@ class ClientCredentials {
 };
 
 // A resumed session skips certificate verification, so the slot remembers the name the
-// session's certificate was verified for; newSsl() offers it only for the same verify_name
-// and SNI (with forward_sni, different clients' names must not share a session).
+// session's certificate was verified for and the SNI it was made with; newSsl() offers it
+// only for the same pair (with forward_sni, different clients' names must not share a
+// session). OpenSSL's SSL_SESSION_get0_hostname() cannot serve: a client session records
+// the SNI only if the server acknowledged it.
 class BackendSessionSlot {
  public:
   SSL_SESSION* get() const { return session_.get(); }
   const std::string& verifiedName() const { return verified_name_; }
-  void set(SslSessionPtr session, std::string verified_name) {
+  const std::string& sni() const { return sni_; }
+  void set(SslSessionPtr session, std::string verified_name, std::string sni) {
     session_ = std::move(session);
     verified_name_ = std::move(verified_name);
+    sni_ = std::move(sni);
   }
   void clear() {
     session_.reset();
     verified_name_.clear();
+    sni_.clear();
   }
 
  private:
   SslSessionPtr session_;
   std::string verified_name_;
+  std::string sni_;
 };
 
 class ClientContext {

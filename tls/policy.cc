@@ -73,16 +73,15 @@ bool applyCiphers(SSL_CTX* ctx, const TlsPolicy& policy, std::string* error) {
   const std::string& ciphers = policy.ciphers;
   const char* list = !ciphers.empty() ? ciphers.c_str() : presetCiphers(policy.preset);
   if (*list != '\0' && SSL_CTX_set_cipher_list(ctx, list) != 1) {
-    return fail(error, withOpensslErrors(quoted("ciphers", list) +
-                                         ": no TLS 1.2 cipher recognised"));
+    // OpenSSL's own reason ("no cipher match") adds nothing to ours.
+    return fail(error, quoted("ciphers", list) + ": no TLS 1.2 cipher recognised");
   }
   const std::string& suites = policy.ciphersuites;
   const char* suite_list = !suites.empty() ? suites.c_str() : presetCiphersuites(policy.preset);
   // OpenSSL 3.0 skips unknown suite names silently (ssl/ssl_ciph.c ciphersuite_cb), so an
   // all-unknown list "succeeds" with zero suites: count what is left instead.
   if (SSL_CTX_set_ciphersuites(ctx, suite_list) != 1) {
-    return fail(error, withOpensslErrors(quoted("ciphersuites", suite_list) +
-                                         ": no TLS 1.3 ciphersuite recognised"));
+    return fail(error, quoted("ciphersuites", suite_list) + ": no TLS 1.3 ciphersuite recognised");
   }
   int tls12 = 0;
   int tls13 = 0;
