@@ -305,13 +305,13 @@ void readV2Addresses(const uint8_t* block, uint8_t fam, ProxyHeader& h) {
 // `data` starts with the full 12-byte signature. Checks each fixed byte as soon as it is
 // there so a bad header is dropped early, then waits for 16 + len bytes.
 ProxyParseResult parseV2(std::span<const uint8_t> data, const ProxyParseLimits& limits, ProxyHeader& h) {
-  if (data.size() < 13) return needMore(kProxyV2FixedHeader);
+  if (data.size() < 13) return needMore(13);
   uint8_t ver_cmd = data[12];
   if ((ver_cmd >> 4) != 2) return invalid(ProxyParseError::V2BadVersion);
   uint8_t command = ver_cmd & 0x0F;
   if (command > 1) return invalid(ProxyParseError::V2BadCommand);
   bool proxy = command == 1;
-  if (data.size() < 14) return needMore(kProxyV2FixedHeader);
+  if (data.size() < 14) return needMore(14);
   uint8_t fam = data[13];
   int address_size = v2AddressBlockSize(fam);
   if (proxy && address_size < 0) return invalid(ProxyParseError::V2BadFamily);
@@ -362,7 +362,7 @@ ProxyParseResult parseProxyHeader(std::span<const uint8_t> data, ProxyVersionAcc
   bool v2 = agreesWith(data, kProxyV2Signature, sizeof(kProxyV2Signature));
   if (!v1 && !v2) return invalid(ProxyParseError::BadSignature);
   size_t sig_size = v1 ? kV1Prefix.size() : sizeof(kProxyV2Signature);
-  if (data.size() < sig_size) return needMore(sig_size);
+  if (data.size() < sig_size) return needMore(data.size() + 1);  // the next byte may rule it out
   bool wanted = accepted == ProxyVersionAccepted::Any || (v1 == (accepted == ProxyVersionAccepted::V1));
   if (!wanted) return invalid(ProxyParseError::VersionNotAccepted);
   ProxyHeader h;

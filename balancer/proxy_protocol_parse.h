@@ -5,11 +5,16 @@
 //  - parseProxyHeader() looks at the bytes a connection has delivered so far (starting at its
 //    first byte) and never reads outside `data`.
 //  - NeedMore until the whole header is present; `bytes_needed` is then the least total input
-//    length worth parsing again. Feeding a header one byte at a time gives NeedMore up to the
-//    last byte and then the same result as parsing it whole. A stream that cannot be a valid
-//    header is reported Invalid as soon as that is certain (section 2.1: "abort the connection
-//    as soon as possible"), except that a partial signature of the version not accepted waits
-//    for the whole signature so the error can say VersionNotAccepted.
+//    length worth parsing again: any shorter input gives NeedMore again. Inside the signature
+//    and the first v2 fixed bytes that is one more byte, since each can rule the stream out;
+//    then v1 waits for its CRLF and v2 for 16 + len. Feeding a header one byte at a time gives
+//    NeedMore up to its last byte and then the same result as parsing it whole.
+//  - A stream that cannot be a header is Invalid as soon as the signature or a v2 fixed byte
+//    shows it (section 2.1: "abort the connection as soon as possible"); v1 fields are checked
+//    once the CRLF is in (section 2.1: the receiver "must wait for the CRLF sequence before
+//    starting to decode the addresses"), v2 TLVs once the whole header is. A partial signature
+//    of the version not accepted waits for the whole signature, so the error can say
+//    VersionNotAccepted rather than BadSignature.
 //  - On Complete, `consumed` is the header length; bytes after it belong to the client stream.
 //  - Views in ProxyHeader point into `data` and are valid as long as it is.
 //  - It is strict: v1 must match section 2.1 exactly (single spaces, canonical numbers, CRLF

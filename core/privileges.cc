@@ -21,8 +21,9 @@ std::string errnoText(int err) { return std::strerror(err); }
 
 // getpwnam_r/getgrnam_r report a too-small buffer with ERANGE (getpwnam_r(3)); grow and retry.
 template <typename Entry, typename Lookup>
-int lookupEntry(const std::string& name, Entry& entry, std::vector<char>& buf, Lookup lookup, bool& found) {
-  long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+int lookupEntry(const std::string& name, Entry& entry, std::vector<char>& buf, Lookup lookup, int size_hint,
+                bool& found) {
+  long hint = sysconf(size_hint);
   buf.resize(hint > 0 ? static_cast<size_t>(hint) : 16384);
   for (;;) {
     Entry* result = nullptr;
@@ -45,7 +46,7 @@ bool resolve(const std::string& user, const std::string& group, Ids& ids, std::s
   struct passwd pw {};
   std::vector<char> pw_buf;
   bool found = false;
-  if (int rc = lookupEntry(user, pw, pw_buf, getpwnam_r, found); rc != 0) {
+  if (int rc = lookupEntry(user, pw, pw_buf, getpwnam_r, _SC_GETPW_R_SIZE_MAX, found); rc != 0) {
     setError(error, "getpwnam_r(\"" + user + "\"): " + errnoText(rc));
     return false;
   }
@@ -58,7 +59,7 @@ bool resolve(const std::string& user, const std::string& group, Ids& ids, std::s
   if (group.empty()) return true;
   struct group gr {};
   std::vector<char> gr_buf;
-  if (int rc = lookupEntry(group, gr, gr_buf, getgrnam_r, found); rc != 0) {
+  if (int rc = lookupEntry(group, gr, gr_buf, getgrnam_r, _SC_GETGR_R_SIZE_MAX, found); rc != 0) {
     setError(error, "getgrnam_r(\"" + group + "\"): " + errnoText(rc));
     return false;
   }
