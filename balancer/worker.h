@@ -32,7 +32,7 @@ namespace ringlb::balancer {
 // read from the client, and the parser's reassembly scratch. Pooled per worker; held only
 // until the hello has been replayed to the backend.
 struct HelloBuffer {
-  static constexpr uint32_t kHeadroom = 1024;  // >= kProxyV2MaxHeader
+  static constexpr uint32_t kHeadroom = 2048;  // >= kProxyV2MaxHeader (1866 with the SSL TLV)
   std::unique_ptr<uint8_t[]> data;
   uint32_t input_capacity = 0;
   uint32_t scratch_capacity = 0;
