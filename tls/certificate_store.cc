@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 
+#include "core/privileges.h"
 #include "tls/pem_files.h"
 
 namespace ringlb::tls {
@@ -94,7 +95,7 @@ FileOutcome loadCertificateFile(const std::string& path, bool skip_key_only,
     result->errors.push_back(separate_key ? error : error + " (and no " + key_path + ")");
     return FileOutcome::Failed;
   }
-  if (auto warning = keyPermissionWarning(key_file)) result->warnings.push_back(*warning);
+  if (auto warning = core::keyFilePermissionWarning(key_file)) result->warnings.push_back(*warning);
   // X509_check_private_key(3): compares the public halves; it does not validate the chain.
   if (X509_check_private_key(chain.front().get(), key.get()) != 1) {
     ERR_clear_error();

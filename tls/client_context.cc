@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "core/privileges.h"
 #include "tls/pem_files.h"
 #include "tls/policy.h"
 
@@ -198,7 +199,7 @@ std::shared_ptr<const ClientCredentials> ClientCredentials::load(
       found.push_back(path + ": private key does not match certificate" +
                       (config.client_key.empty() ? "" : " (key from " + key_path + ")"));
     } else {
-      if (auto warning = keyPermissionWarning(key_path); warning && warnings != nullptr) {
+      if (auto warning = core::keyFilePermissionWarning(key_path); warning && warnings != nullptr) {
         warnings->push_back(*warning);
       }
       creds->cert_ = std::move(chain.front());

@@ -92,16 +92,6 @@ EvpPkeyPtr parsePrivateKey(const std::string& pem, const std::string& path, bool
   return key;
 }
 
-std::optional<std::string> keyPermissionWarning(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  if ((st.st_mode & 077) == 0) return std::nullopt;
-  char mode[8];
-  std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-  return path + ": private key file is accessible by group/others (mode " + mode +
-         "); use 0600 or 0400";
-}
-
 bool loadCaFile(const std::string& path, std::vector<X509Ptr>* out, std::string* error) {
   std::string pem;
   if (!readFile(path, &pem, error)) return false;

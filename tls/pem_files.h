@@ -26,9 +26,6 @@ bool parseCertificates(const std::string& pem, const std::string& path, std::vec
 EvpPkeyPtr parsePrivateKey(const std::string& pem, const std::string& path, bool* present,
                            std::string* error);
 
-// A warning when `path` is accessible by group or others (mode & 077), e.g.
-// "/etc/ringlb/a.pem: private key file is accessible by group/others (mode 0644); use 0600".
-std::optional<std::string> keyPermissionWarning(const std::string& path);
 
 // All certificates of a CA bundle file ("<path>: no certificate" if none).
 bool loadCaFile(const std::string& path, std::vector<X509Ptr>* out, std::string* error);

@@ -124,8 +124,7 @@ TEST_F(CertificateStoreTest, KeyFromSiblingDotKeyFileAndPermissionWarning) {
   auto loaded = CertificateStore::load(config);
   ASSERT_NE(loaded.store, nullptr) << ::testing::PrintToString(loaded.errors);
   ASSERT_EQ(loaded.warnings.size(), 1u);
-  EXPECT_EQ(loaded.warnings[0], key + ": private key file is accessible by group/others (mode "
-                                      "0640); use 0600 or 0400");
+  EXPECT_EQ(loaded.warnings[0], key + ": private key is readable by group/others (mode 0640); chmod 600 it");
   // The certificate file itself (0644, no key in it) is not warned about.
 }
 

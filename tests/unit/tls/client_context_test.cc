@@ -177,8 +177,7 @@ TEST_F(ClientContextTest, MutualTlsServerSeesClientSubject) {
   config_.client_key = dir_.write("client.key", pki::keyPem(client_leaf.key.get()), 0644);
   auto with_cert = make();
   ASSERT_EQ(warnings_.size(), 1u);
-  EXPECT_NE(warnings_[0].find("client.key: private key file is accessible by group/others "
-                              "(mode 0644)"),
+  EXPECT_NE(warnings_[0].find("client.key: private key is readable by group/others (mode 0644)"),
             std::string::npos);
   SslPtr c2 = with_cert->newSsl("mtls.internal.test", "mtls.internal.test", nullptr, "", &error);
   SslPtr s2 = server_ctx->newSsl();
