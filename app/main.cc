@@ -20,6 +20,7 @@
 #include "balancer/worker.h"
 #include "core/features.h"
 #include "core/log.h"
+#include "core/privileges.h"
 #include "core/socket.h"
 
 namespace {
@@ -211,6 +212,18 @@ int run(const Args& args) {
   if (!bindListeners(*runtime, workers, sockets, bound)) {
     core::shutdownLogging();
     return 1;
+  }
+  // Ports are bound and every key is in memory: nothing below needs root, and no client
+  // byte has been read yet.
+  const balancer::GlobalConfig& global = runtime->config.global;
+  if (!global.user.empty() || !global.group.empty()) {
+    if (!core::dropPrivileges(global.user, global.group, &error)) {
+      core::log().critical("cannot drop privileges: {}", error);
+      core::shutdownLogging();
+      return 1;
+    }
+    core::log().info("running as user {} (uid {}), group {}", global.user.empty() ? "-" : global.user, ::getuid(),
+                     ::getgid());
   }
   std::vector<std::unique_ptr<balancer::Worker>> pool;
   for (unsigned w = 0; w < workers; ++w) {

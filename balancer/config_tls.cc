@@ -6,6 +6,7 @@
 #include <string>
 
 #include "balancer/config_validator.h"
+#include "core/cidr.h"
 
 namespace ringlb::balancer::config_detail {
 namespace {
@@ -173,6 +174,14 @@ void Validator::parseListenerTls(const Section& listener, ListenerConfig& out) {
 void Validator::parseAcceptProxy(const Section& listener, ListenerConfig& out) {
   readEnum(listener, "accept_proxy", out.accept_proxy, kAcceptProxy);
   readStringList(listener, "proxy_trusted", out.proxy_trusted);
+  for (const std::string& text : out.proxy_trusted) {
+    std::string error;
+    if (!core::Cidr::parse(text, &error)) {
+      fail(listener.table.get("proxy_trusted")->source(),
+           "invalid CIDR " + quote(text) + " in proxy_trusted of " + listener.label + ": " + error,
+           R"(networks like "10.0.0.0/8", "fd00::/8" or single addresses like "192.0.2.1")");
+    }
+  }
   if (out.accept_proxy == AcceptProxy::None && !out.proxy_trusted.empty()) {
     fail(listener.table.get("proxy_trusted")->source(),
          "proxy_trusted in " + listener.label + " has no effect with accept_proxy = \"none\"",

@@ -8,6 +8,8 @@
 
 #include "balancer/affinity_table.h"
 #include "balancer/proxy_protocol.h"
+#include "balancer/proxy_protocol_parse.h"
+#include "tls/server_context.h"
 #include "balancer/router.h"
 #include "balancer/worker.h"
 #include "core/log.h"
@@ -53,6 +55,7 @@ const char* endReasonName(EndReason reason) {
     case EndReason::HandshakeFailed: return "handshake_failed";
     case EndReason::BackendTlsFailed: return "backend_tls_failed";
     case EndReason::ProxyHeaderInvalid: return "proxy_header_invalid";
+    case EndReason::ProxyUntrusted: return "proxy_untrusted";
   }
   return "?";
 }
@@ -75,7 +78,10 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
   sni_len_ = alpn_len_ = 0;
   hash_ = 0;
   peer_known_ = false;
-  if (core::accessLog() != nullptr) peer();
+  proxied_dst_known_ = false;
+  hello_version_ = 0;
+  proxy_pending_ = listener.config->accept_proxy != AcceptProxy::None;
+  if (core::accessLog() != nullptr || proxy_pending_) peer();
   tried_count_ = 0;
   attempts_left_ = 0;
   for (Direction& dir : dirs_) {
@@ -97,7 +103,54 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
   retry_timers_[1].kind = kRetryRecv1;
   // The deadline runs from accept and is never extended by bytes trickling in (slowloris).
   loop.timers().schedule(hello_timer_, started_ + listener.config->client_hello_timeout);
+  if (proxy_pending_ && !listener.proxy_trusted.empty()) {
+    bool trusted = false;
+    for (const core::Cidr& cidr : listener.proxy_trusted) trusted = trusted || cidr.contains(peer_);
+    if (!trusted) {
+      listener.stats.refused_proxy.fetch_add(1, std::memory_order_relaxed);
+      core::log().warn("listener {}: {} is not in proxy_trusted; closing", listener.config->name, peer_.toString());
+      finish(EndReason::ProxyUntrusted);
+      return;
+    }
+  }
   armHelloRecv();
+}
+
+// The upstream's PROXY header (v1 or v2) comes before the ClientHello: parse it, take the
+// client's address from it, and drop it from the input.
+bool ProxyConnection::consumeProxyHeader() {
+  ProxyVersionAccepted accepted = ProxyVersionAccepted::Any;
+  if (listener_->config->accept_proxy == AcceptProxy::V1) accepted = ProxyVersionAccepted::V1;
+  if (listener_->config->accept_proxy == AcceptProxy::V2) accepted = ProxyVersionAccepted::V2;
+  ProxyHeader header;
+  ProxyParseResult result = parseProxyHeader({hello_->input(), hello_len_}, accepted, header);
+  if (result.status == ProxyParseStatus::NeedMore && hello_len_ < hello_->input_capacity) {
+    hello_needed_ = static_cast<uint32_t>(result.bytes_needed);
+    armHelloRecv();
+    return false;
+  }
+  if (result.status != ProxyParseStatus::Complete) {
+    listener_->stats.refused_proxy.fetch_add(1, std::memory_order_relaxed);
+    core::log().warn("listener {}: invalid PROXY header from {}: {} ({} bytes read); closing", listener_->config->name,
+                     peer().toString(), proxyParseErrorName(result.error), hello_len_);
+    finish(EndReason::ProxyHeaderInvalid);
+    return false;
+  }
+  proxy_pending_ = false;
+  if (header.has_addresses) {
+    peer_ = header.source;  // LOCAL / UNKNOWN: the connection's own addresses stand
+    peer_known_ = true;
+    proxied_dst_ = header.destination;
+    proxied_dst_known_ = true;
+  }
+  hello_len_ -= static_cast<uint32_t>(result.consumed);
+  std::memmove(hello_->input(), hello_->input() + result.consumed, hello_len_);
+  hello_needed_ = 0;
+  if (hello_len_ == 0) {
+    armHelloRecv();
+    return false;
+  }
+  return true;
 }
 
 void ProxyConnection::armHelloRecv() {
@@ -120,6 +173,7 @@ void ProxyConnection::onHelloRecv(int32_t res) {
     armHelloRecv();
     return;
   }
+  if (proxy_pending_ && !consumeProxyHeader()) return;
   tls::ParseLimits limits;
   limits.max_hello_bytes = listener_->config->client_hello_max;
   tls::ClientHelloInfo hello;
@@ -157,6 +211,7 @@ void ProxyConnection::onHelloRecv(int32_t res) {
 
 void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
   worker_.loop().timers().cancel(hello_timer_);
+  hello_version_ = hello.maxOfferedVersion();
   if (hello.has_sni) {
     std::string_view lower = Router::lowerSni(hello.sni, sni_);
     sni_len_ = static_cast<uint8_t>(lower.size());
@@ -297,10 +352,12 @@ void ProxyConnection::sendPreamble() {
   preamble_len_ = hello_len_;
   if (pool_->config->proxy_protocol == ProxyProtocol::V2) {
     uint8_t header[kProxyV2MaxHeader];
-    core::SocketAddress local;
-    socklen_t len = sizeof(sockaddr_storage);
-    if (::getsockname(client_fd_, local.sockaddrPtr(), &len) == 0) local.setLength(len);
-    size_t n = encodeProxyV2(header, peer(), local, {{sni_, sni_len_}, {alpn_, alpn_len_}});
+    size_t n = encodeOurProxyHeader(header);
+    if (n == 0) {
+      core::log().error("pool {}: cannot encode the PROXY v2 header", pool_->name);
+      finish(EndReason::InternalError);
+      return;
+    }
     static_assert(HelloBuffer::kHeadroom >= kProxyV2MaxHeader);
     preamble_off_ = static_cast<uint32_t>(HelloBuffer::kHeadroom - n);
     std::memcpy(hello_->data.get() + preamble_off_, header, n);
@@ -451,6 +508,56 @@ void ProxyConnection::maybeFree() {
   worker_.loop().detach(slot_);
   state_ = State::Idle;
   worker_.connectionClosed(this);  // may hand this object to the next accept: touch nothing after
+}
+
+core::SocketAddress ProxyConnection::destination() {
+  if (proxied_dst_known_) return proxied_dst_;
+  core::SocketAddress local;
+  socklen_t len = sizeof(sockaddr_storage);
+  if (::getsockname(client_fd_, local.sockaddrPtr(), &len) == 0) local.setLength(len);
+  return local;
+}
+
+namespace {
+const char* versionName(uint16_t version) {
+  switch (version) {
+    case 0x0304: return "TLSv1.3";
+    case 0x0303: return "TLSv1.2";
+    case 0x0302: return "TLSv1.1";
+    case 0x0301: return "TLSv1";
+    default: return "";
+  }
+}
+}  // namespace
+
+// PROXY v2 with AUTHORITY (SNI), ALPN and the SSL TLV (section 2.2.6). Terminated: what was
+// negotiated with the client, including its certificate's CN and whether it verified.
+// Passthrough: only that the client speaks TLS and the highest version it offered (the
+// header leaves before the backend has even seen the hello).
+size_t ProxyConnection::encodeOurProxyHeader(std::span<uint8_t> out) {
+  ProxyV2Ssl ssl;
+  ssl.client = kPp2ClientSsl;
+  ssl.verify = 1;  // non-zero: no verified client certificate
+  tls::SessionInfo info;
+  std::string key_alg;
+  if (tlsMode()) {
+    info = tls::sessionInfo(tls_[0].stream.ssl());
+    ssl.version = info.version;
+    ssl.cipher = info.cipher;
+    ssl.sig_alg = info.sig_hash;
+    key_alg = std::string(info.key_alg) + std::to_string(info.key_bits);
+    ssl.key_alg = key_alg;
+    if (info.client_cert_presented) {
+      ssl.client |= kPp2ClientCertConn | (info.resumed ? kPp2ClientCertSess : 0);
+      ssl.cn = info.client_cn;
+      if (info.client_cert_verified) ssl.verify = 0;
+    }
+  } else if (hello_version_ != 0) {
+    ssl.version = versionName(hello_version_);
+  }
+  bool tls_client = tlsMode() || hello_version_ != 0;
+  return encodeProxyV2(out, peer(), destination(),
+                       {{sni_, sni_len_}, {alpn_, alpn_len_}, tls_client ? &ssl : nullptr});
 }
 
 const core::SocketAddress& ProxyConnection::peer() {

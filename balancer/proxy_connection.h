@@ -45,7 +45,7 @@ struct HelloBuffer;
 enum class EndReason : uint8_t {
   Done, ClientClosed, ClientReset, BackendReset, IdleTimeout, HelloTimeout, HelloInvalid, NotTls,
   NoRoute, NoBackend, ConnectFailed, Draining, InternalError, HandshakeFailed, BackendTlsFailed,
-  ProxyHeaderInvalid,
+  ProxyHeaderInvalid, ProxyUntrusted,
 };
 const char* endReasonName(EndReason reason);
 
@@ -171,6 +171,10 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
 
   // hello / routing (proxy_connection.cc)
   void armHelloRecv();
+  bool consumeProxyHeader();
+  // Where the client connected to: from its PROXY header if one was accepted, else our socket.
+  core::SocketAddress destination();
+  size_t encodeOurProxyHeader(std::span<uint8_t> out);
   void onHelloRecv(int32_t res);
   void onHelloComplete(const tls::ClientHelloInfo& hello);
   void refuse(EndReason reason, uint8_t alert);
@@ -254,6 +258,10 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   uint64_t hash_ = 0;
   core::SocketAddress peer_{};
   bool peer_known_ = false;
+  bool proxy_pending_ = false;        // the listener expects a PROXY header first
+  bool proxied_dst_known_ = false;
+  core::SocketAddress proxied_dst_{};  // the destination the upstream's PROXY header named
+  uint16_t hello_version_ = 0;        // highest version the client offered (passthrough TLV)
 
   static constexpr uint32_t kMaxTries = 8;
   uint32_t tried_[kMaxTries] = {};

@@ -13,6 +13,7 @@
 #include "balancer/backend.h"
 #include "balancer/config.h"
 #include "balancer/router.h"
+#include "core/cidr.h"
 
 namespace ringlb::tls {
 class CertificateStore;
@@ -28,6 +29,7 @@ struct ListenerStats {
   std::atomic<uint64_t> rejected_limit{0};   // closed at accept: connection limit reached
   std::atomic<uint64_t> refused_hello{0};    // invalid / timed-out ClientHello
   std::atomic<uint64_t> refused_route{0};    // no route (close or alert)
+  std::atomic<uint64_t> refused_proxy{0};    // PROXY header invalid, or sent by an untrusted peer
   std::atomic<uint64_t> backend_failures{0}; // no backend could be connected
   std::atomic<uint64_t> handshakes{0};       // terminate: completed client handshakes
   std::atomic<uint64_t> handshakes_resumed{0};
@@ -39,9 +41,14 @@ struct ListenerRuntime {
   uint32_t index = 0;
   Router router;
   ListenerStats stats;
+  std::vector<core::Cidr> proxy_trusted;  // empty = any upstream may send a PROXY header
 
   ListenerRuntime(const ListenerConfig& c, uint32_t i, const std::unordered_map<std::string, uint32_t>& pools)
-      : config(&c), index(i), router(c, pools) {}
+      : config(&c), index(i), router(c, pools) {
+    for (const std::string& text : c.proxy_trusted) {
+      if (auto cidr = core::Cidr::parse(text)) proxy_trusted.push_back(*cidr);  // validated by loadConfig
+    }
+  }
 };
 
 // Key material read from disk once per configuration generation, before privileges are

@@ -316,12 +316,9 @@ void ProxyConnection::onHandshakeDone(int side) {
 void ProxyConnection::queueProxyHeader() {
   if (pool_->config->proxy_protocol != ProxyProtocol::V2) return;
   uint8_t header[kProxyV2MaxHeader];
-  core::SocketAddress local;
-  socklen_t len = sizeof(sockaddr_storage);
-  if (::getsockname(client_fd_, local.sockaddrPtr(), &len) == 0) local.setLength(len);
-  size_t n = encodeProxyV2(header, peer(), local, {{sni_, sni_len_}, {alpn_, alpn_len_}});
+  size_t n = encodeOurProxyHeader(header);
   if (n == 0 || !queueBytes(0, header, n)) {
-    core::log().error("pool {}: cannot queue the PROXY header (no buffer free)", pool_->name);
+    core::log().error("pool {}: cannot encode or queue the PROXY v2 header", pool_->name);
     finish(EndReason::InternalError);
   }
 }

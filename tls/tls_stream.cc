@@ -76,12 +76,18 @@ bool TlsStream::attach(SslPtr ssl, CiphertextSink* sink) {
   in_len_ = 0;
   in_eof_ = false;
   handshake_done_ = false;
+  failed_ = false;
   error_.clear();
   return true;
 }
 
 void TlsStream::reset() {
+  // SSL_free(3) drops the session from the cache (and makes it non-resumable) unless the
+  // connection was shut down; a connection that completed its handshake and never failed
+  // ended normally even if the peer closed without close_notify, so keep its session.
+  if (ssl_ && handshake_done_ && !failed_) SSL_set_shutdown(ssl_.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   ssl_.reset();
+  failed_ = false;
   in_ = nullptr;
   in_len_ = 0;
   handshake_done_ = false;
@@ -106,6 +112,7 @@ TlsStatus TlsStream::status(int ret, const char* what) {
     error_ = "peer closed the connection without close_notify";
     return TlsStatus::Closed;
   }
+  failed_ = true;
   error_ = what;
   error_ += ": ";
   long verify = SSL_get_verify_result(ssl_.get());

@@ -88,6 +88,7 @@ class TlsStream {
   size_t in_len_ = 0;
   bool in_eof_ = false;
   bool handshake_done_ = false;
+  bool failed_ = false;
   std::string error_;
 };
 
