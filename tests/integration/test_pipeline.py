@@ -259,7 +259,13 @@ class PipelineTest(IntegrationTest):
         self.assertEqual((h["command"], h["family"], h["protocol"]), ("PROXY", "INET", "STREAM"))
         self.assertEqual(h["source"], ("127.0.0.1", client_port))
         self.assertEqual(h["destination"], ("127.0.0.1", lb.port()))
+        ssl = h["tlvs"].pop("ssl")
         self.assertEqual(h["tlvs"], {"authority": "alpha.test", "alpn": "h2"})
+        # Passthrough knows only that the client speaks TLS and what it offered.
+        self.assertTrue(ssl["client_ssl"])
+        self.assertFalse(ssl["client_cert_conn"])
+        self.assertNotEqual(ssl["verify"], 0)
+        self.assertEqual(ssl.get("version"), "TLSv1.3")
         self.assertEqual(h["rest"], hello)
 
     def test_unix_socket_backend_and_ipv6_listener(self):
