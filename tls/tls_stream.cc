@@ -112,6 +112,7 @@ TlsStatus TlsStream::status(int ret, const char* what) {
     error_ = "peer closed the connection without close_notify";
     return TlsStatus::Closed;
   }
+  if (failed_) return TlsStatus::Error;  // keep the first reason: later calls see an empty queue
   failed_ = true;
   error_ = what;
   error_ += ": ";
