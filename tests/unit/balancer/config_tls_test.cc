@@ -281,3 +281,29 @@ TEST(ConfigTlsTest, UserAndGroupAreRead) {
 
 }  // namespace
 }  // namespace ringlb::balancer
+
+namespace ringlb::balancer {
+namespace {
+
+// conf/public-vip.toml is documentation: it must always validate (its files are read when
+// the runtime is built; the integration tests do that with the test PKI).
+TEST(ConfigTlsTest, ExamplePublicVipConfigValidates) {
+  std::vector<std::string> errors;
+  auto config = loadConfig(RINGLB_SOURCE_DIR "/conf/public-vip.toml", errors);
+  ASSERT_TRUE(config.has_value()) << joined(errors);
+  ASSERT_EQ(config->listeners.size(), 2u);
+  const ListenerConfig& vip = config->listeners[0];
+  EXPECT_EQ(vip.mode, ListenerMode::Terminate);
+  EXPECT_TRUE(vip.has_tls);
+  bool passthrough_route = false;
+  for (const RouteConfig& route : vip.routes) passthrough_route |= route.mode == ListenerMode::Passthrough;
+  EXPECT_TRUE(passthrough_route) << "the example shows a passthrough route on a terminating listener";
+  EXPECT_EQ(config->listeners[1].accept_proxy, AcceptProxy::V2);
+  EXPECT_EQ(config->listeners[1].tls.client_verify, tls::ClientVerify::Required);
+  const PoolConfig* horizon = config->findPool("horizon");
+  ASSERT_NE(horizon, nullptr);
+  EXPECT_TRUE(horizon->tls.enabled);
+}
+
+}  // namespace
+}  // namespace ringlb::balancer
