@@ -41,6 +41,21 @@ if [ ! -f ca.pem ]; then
 fi
 
 # --- backends: two for alpha, one for beta; each serves /id naming itself ------------------
+# The terminating listener presents a certificate from a separate "public" CA: the backends'
+# CA (the internal one above) never reaches clients, and the public key never reaches a backend.
+if [ ! -f public-ca.pem ]; then
+  echo "demo: generating a demo public CA and a certificate for www.demo.test"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout public-ca.key -out public-ca.pem \
+    -days 365 -subj "/CN=ringlb demo public CA" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout www.demo.test.key -out www.demo.test.csr \
+    -subj "/CN=www.demo.test" 2>/dev/null
+  printf 'subjectAltName=DNS:www.demo.test\n' > www.demo.test.ext
+  openssl x509 -req -in www.demo.test.csr -CA public-ca.pem -CAkey public-ca.key -CAcreateserial \
+    -out www.demo.test.pem -days 365 -extfile www.demo.test.ext 2>/dev/null
+  cat www.demo.test.pem www.demo.test.key > www.demo.test.full.pem
+  chmod 600 www.demo.test.full.pem
+fi
+
 start_backend() {  # name cert -> sets $backend_port (no subshell: its PID must reach cleanup)
   local name=$1 cert=$2
   mkdir -p "www-$name"
@@ -84,6 +99,30 @@ pool = "alpha"
 sni = "beta.demo.test"
 pool = "beta"
 
+# The public VIP: TLS terminated with the public certificate, re-encrypted to the alpha
+# backends, whose certificates are verified against the internal CA.
+[[listener]]
+name = "public"
+bind = ["127.0.0.1:0"]
+mode = "terminate"
+default_pool = "alpha-tls"
+
+[listener.tls]
+certificates = ["$demo/www.demo.test.full.pem"]
+alpn = ["http/1.1"]
+
+[[pool]]
+name = "alpha-tls"
+[pool.tls]
+ca_file = "$demo/ca.pem"
+verify_name = "alpha.demo.test"
+[[pool.backend]]
+name = "alpha-1"
+address = "127.0.0.1:$a1"
+[[pool.backend]]
+name = "alpha-2"
+address = "127.0.0.1:$a2"
+
 [[pool]]
 name = "alpha"
 algorithm = "round_robin"
@@ -106,7 +145,8 @@ rm -f ready
 pids+=($!)
 for _ in $(seq 100); do [ -f ready ] && break; sleep 0.05; done
 [ -f ready ] || { echo "demo: ringlb did not start:"; cat ringlb.log; exit 1; }
-port=$(awk '{print $3}' ready | head -1); port=${port##*:}
+port=$(awk '$2 == "demo" {print $3}' ready); port=${port##*:}
+tls_port=$(awk '$2 == "public" {print $3}' ready); tls_port=${tls_port##*:}
 
 get() { curl -sS --cacert "$demo/ca.pem" --resolve "$1:$port:127.0.0.1" "https://$1:$port/id" 2>&1 || true; }
 echo
@@ -115,11 +155,18 @@ for i in 1 2 3 4; do printf '  alpha.demo.test -> %s\n' "$(get alpha.demo.test)"
 for i in 1 2; do printf '  beta.demo.test  -> %s\n' "$(get beta.demo.test)"; done
 printf '  other.demo.test -> %s\n' "$(get other.demo.test | head -1)"
 echo
+echo "and terminating TLS on 127.0.0.1:$tls_port (public CA), re-encrypting to the alpha backends (internal CA):"
+for i in 1 2; do
+  printf '  www.demo.test   -> %s\n' "$(curl -sS --cacert "$demo/public-ca.pem" \
+    --resolve "www.demo.test:$tls_port:127.0.0.1" "https://www.demo.test:$tls_port/id" 2>&1 || true)"
+done
+echo
 echo "Try it yourself:"
 echo "  curl --cacert $demo/ca.pem --resolve alpha.demo.test:$port:127.0.0.1 https://alpha.demo.test:$port/id"
 echo "  curl --cacert $demo/ca.pem --resolve beta.demo.test:$port:127.0.0.1 https://beta.demo.test:$port/id"
 echo "  openssl s_client -connect 127.0.0.1:$port -servername beta.demo.test -CAfile $demo/ca.pem </dev/null"
 echo "  openssl s_client -connect 127.0.0.1:$port -servername nobody.demo.test </dev/null   # unrecognized_name alert"
+echo "  curl --cacert $demo/public-ca.pem --resolve www.demo.test:$tls_port:127.0.0.1 https://www.demo.test:$tls_port/id"
 echo "  $ringlb check -c $demo/ringlb-demo.toml"
 echo "ringlb's log (one access line per connection): $demo/ringlb.log"
 
