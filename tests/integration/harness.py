@@ -110,8 +110,10 @@ class SServer(Process):
 class RingLB(Process):
     """The real ringlb binary with a config written by the test."""
 
-    def __init__(self, config_text, name="ringlb", workers=None, expect_ready=True):
+    def __init__(self, config_text, name="ringlb", workers=None, expect_ready=True, dir_mode=None):
         self.dir = tempfile.mkdtemp(prefix="ringlb-run-")
+        if dir_mode is not None:  # e.g. 0o777 when ringlb drops privileges before the ready file
+            os.chmod(self.dir, dir_mode)
         self.config_path = os.path.join(self.dir, "ringlb.toml")
         with open(self.config_path, "w") as f:
             f.write(config_text)
@@ -818,3 +820,209 @@ def s_client_tls(port, *, host="127.0.0.1", sni=None, ca=None, cert=None, key=No
     run_argv = [stdbuf, "-oL", *argv] if stdbuf else argv
     r = subprocess.run(run_argv, input=stdin, capture_output=True, timeout=timeout)
     return SClientResult(argv, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Terminate-mode configs and an in-process TLS client (Python's ssl over memory BIOs, so a test
+# can put a PROXY header or raw bytes before the handshake and stream both directions at once).
+
+def toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def toml_keys(keys):
+    return "".join(f"{k} = {toml_value(v)}\n" for k, v in (keys or {}).items() if v is not None)
+
+
+def public_tls(**overrides):
+    """[listener.tls] keys serving the public certificates of test_pki(): www.example.test (ECDSA
+    and RSA), *.apps.example.test, default.example.test as the default; overrides win."""
+    d = test_pki()
+    keys = {"certificates": [f"{d}/www-ecdsa.full.pem", f"{d}/www-rsa.full.pem", f"{d}/wildcard-apps.full.pem",
+                             f"{d}/default.full.pem"],
+            "default_certificate": f"{d}/default.full.pem"}
+    keys.update(overrides)
+    return keys
+
+
+def internal_tls(**overrides):
+    """[pool.tls] keys verifying backends against internal-ca; overrides win."""
+    keys = {"ca_file": f"{test_pki()}/internal-ca.pem"}
+    keys.update(overrides)
+    return keys
+
+
+def pool_toml(name, backends, tls=None, **keys):
+    """A [[pool]] with `backends` [(name, address) or (name, address, tls_name)]; tls: dict of
+    [pool.tls] keys or None for a plain-TCP pool; keys: other pool keys (proxy_protocol, ...)."""
+    text = f"\n[[pool]]\nname = {toml_value(name)}\n" + toml_keys(keys)
+    if tls is not None:
+        text += "[pool.tls]\n" + toml_keys(tls)
+    for backend in backends:
+        text += f"[[pool.backend]]\nname = {toml_value(backend[0])}\naddress = {toml_value(backend[1])}\n"
+        if len(backend) > 2:
+            text += f"tls_name = {toml_value(backend[2])}\n"
+    return text
+
+
+def terminate_config(pools, tls=None, listener=None, global_keys=None, name="vip", default_pool=None):
+    """One terminating listener `name` on 127.0.0.1:0 (tls: [listener.tls] keys, default
+    public_tls(); listener: other listener keys) sending everything to `default_pool` (default:
+    the first pool in `pools`, text from pool_toml)."""
+    if default_pool is None:
+        default_pool = re.search(r'name = "([^"]+)"', pools).group(1)
+    g = {"log_level": "info"}
+    g.update(global_keys or {})
+    lkeys = {"name": name, "bind": ["127.0.0.1:0"], "mode": "terminate", "default_pool": default_pool}
+    lkeys.update(listener or {})
+    return ("[global]\n" + toml_keys(g) + "\n[[listener]]\n" + toml_keys(lkeys) + "[listener.tls]\n" +
+            toml_keys(public_tls() if tls is None else tls) + pools)
+
+
+class TlsClient:
+    """A TLS client connection to 127.0.0.1:port made with Python's ssl module over memory BIOs.
+
+    prefix: raw bytes sent before the ClientHello (a PROXY header). sni, ca (test_pki() name or
+    path; None: no verification), cert (client certificate, a test_pki() name), version
+    ("1.2"/"1.3" only). handshake() raises ssl.SSLError / OSError on failure."""
+
+    def __init__(self, port, sni=None, ca="public-ca", cert=None, version=None, prefix=b"", timeout=20):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if ca:
+            ctx.load_verify_locations(ca if os.sep in ca else f"{test_pki()}/{ca}.pem")
+            ctx.check_hostname = sni is not None
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if cert:
+            ctx.load_cert_chain(*_pki_pair(cert))
+        if version:
+            v = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+            ctx.minimum_version = ctx.maximum_version = v
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=sni)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.deadline = time.monotonic() + timeout
+        if prefix:
+            self.sock.sendall(prefix)
+
+    def _flush(self):
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _fill(self):
+        """Reads once from the socket into the TLS engine; False at EOF."""
+        if time.monotonic() > self.deadline:
+            raise socket.timeout("TlsClient deadline")
+        data = self.sock.recv(1 << 18)
+        if not data:
+            self.incoming.write_eof()
+            return False
+        self.incoming.write(data)
+        return True
+
+    def handshake(self):
+        while True:
+            try:
+                self.obj.do_handshake()
+                self._flush()
+                return self
+            except ssl.SSLWantReadError:
+                self._flush()
+                if not self._fill():
+                    raise ConnectionError("EOF during the TLS handshake")
+
+    def exchange(self, chunks=(), expect=None, close_notify=False, until=None):
+        """Streams `chunks` (an iterable of bytes) while reading replies; then sends close_notify
+        if asked, and reads until `expect` bytes came, or what came ends with `until` (neither:
+        until the peer ends the stream). Returns the bytes received."""
+        import selectors
+        received = bytearray()
+        chunks = iter(chunks)
+        pending = b""
+        sending = True
+        self.sock.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        try:
+            while (expect is None or len(received) < expect) and not (until and received.endswith(until)):
+                if time.monotonic() > self.deadline:
+                    raise socket.timeout(f"TlsClient deadline; {len(received)} bytes received")
+                if sending and not pending:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        sending = False
+                        if close_notify:
+                            try:
+                                self.obj.unwrap()
+                            except ssl.SSLWantReadError:
+                                pass
+                        pending = self.outgoing.read()
+                        sel.modify(self.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if pending else 0))
+                    else:
+                        self.obj.write(chunk)
+                        pending = self.outgoing.read()
+                for _, events in sel.select(1.0):
+                    if events & selectors.EVENT_WRITE and pending:
+                        try:
+                            pending = pending[self.sock.send(pending):]
+                        except BlockingIOError:
+                            pass
+                        if not pending and not sending:
+                            sel.modify(self.sock, selectors.EVENT_READ)
+                    if events & selectors.EVENT_READ:
+                        try:
+                            data = self.sock.recv(1 << 18)
+                        except BlockingIOError:
+                            continue
+                        if not data:
+                            return bytes(received)
+                        self.incoming.write(data)
+                        while True:
+                            try:
+                                got = self.obj.read(1 << 18)
+                            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                                break
+                            if not got:
+                                break
+                            received += got
+            return bytes(received)
+        finally:
+            sel.close()
+            self.sock.setblocking(True)
+            self.sock.settimeout(max(0.1, self.deadline - time.monotonic()))
+
+    def close(self):
+        self.sock.close()
+
+
+def tls_get(port, path="/id", sni="www.example.test", **kw):
+    """GET path over a TlsClient (HTTP/1.0, until the server closes); returns the reply bytes."""
+    c = TlsClient(port, sni=sni, **kw).handshake()
+    try:
+        return c.exchange([f"GET {path} HTTP/1.0\r\nHost: {sni}\r\n\r\n".encode()])
+    finally:
+        c.close()
+
+
+def http_body(reply):
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return head.split(b"\r\n", 1)[0].decode(errors="replace"), body
+
+
+def access_lines(log):
+    """ringlb's access-log lines as dicts of their key=value fields (quoted values unquoted)."""
+    out = []
+    for line in log.splitlines():
+        if " access " not in line:
+            continue
+        fields = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line))
+        out.append({k: v[1:-1] if v.startswith('"') else v for k, v in fields.items()})
+    return out
