@@ -125,6 +125,7 @@ class RingLB(Process):
         if expect_ready:
             wait_for(lambda: os.path.exists(self.ready_path) or not self.alive(), what="ringlb ready file")
             if not self.alive():
+                self.log.close()
                 raise AssertionError(f"ringlb exited early:\n{self.output()}")
             with open(self.ready_path) as f:
                 for line in f:
