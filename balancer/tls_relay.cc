@@ -383,8 +383,7 @@ void ProxyConnection::tlsFailed(int side, const char* what) {
   tls_error_ = stream.error();
   if (side == 0) {
     if (!stream.handshakeDone()) listener_->stats.handshake_failures.fetch_add(1, std::memory_order_relaxed);
-    core::log().info("listener {}: TLS {} with client {} failed: {}", listener_->config->name, what,
-                     peer().toString(), tls_error_);
+    core::log().info("listener {}: TLS with client {}: {}", listener_->config->name, peer().toString(), tls_error_);
     end_ = stream.handshakeDone() ? EndReason::ClientReset : EndReason::HandshakeFailed;
     // Send the alert OpenSSL queued for the client, then close.
     flush_then_close_ = true;
@@ -396,11 +395,10 @@ void ProxyConnection::tlsFailed(int side, const char* what) {
     return;
   }
   std::string reason = tls::verifyFailure(stream.ssl());
-  if (!reason.empty()) tls_error_ = reason;
+  if (!reason.empty()) tls_error_ = std::string(what) + " failed: " + reason;
   backend_->tls_failures.fetch_add(1, std::memory_order_relaxed);
-  core::log().warn("pool {} backend {} ({}): TLS {} failed: {}{}", pool_->name, backend_->name,
-                   backend_->address.toString(), what, tls_error_,
-                   stream.handshakeDone() ? "" : "; no client data was sent to it");
+  core::log().warn("pool {} backend {} ({}): TLS {}{}", pool_->name, backend_->name, backend_->address.toString(),
+                   tls_error_, stream.handshakeDone() ? "" : "; no client data was sent to it");
   finish(stream.handshakeDone() ? EndReason::BackendReset : EndReason::BackendTlsFailed);
 }
 

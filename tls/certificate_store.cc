@@ -168,6 +168,12 @@ CertificateStore::LoadResult CertificateStore::load(const ServerTlsConfig& confi
       files.emplace_back(std::move(path), true);
     }
   }
+  // The default certificate need not be listed too: it is loaded (and served for its own
+  // names) like the others.
+  if (!config.default_certificate.empty() &&
+      std::none_of(files.begin(), files.end(), [&](const auto& f) { return f.first == config.default_certificate; })) {
+    files.emplace_back(config.default_certificate, false);
+  }
   for (const auto& [path, from_dir] : files) {
     std::unique_ptr<Certificate> cert;
     if (loadCertificateFile(path, from_dir, &cert, &result) == FileOutcome::Loaded) {

@@ -199,6 +199,13 @@ int ServerContext::onClientHello(SSL* ssl, int* alert, void* arg) {
   const Identity* identity = self->store_->findByName(name);
   if (identity == nullptr) {
     if (self->strict_sni_) {
+      // The reason for the log (tls::opensslErrors() appends the error's data).
+      if (name.empty()) {
+        ERR_raise_data(ERR_LIB_SSL, SSL_R_CALLBACK_FAILED, "strict_sni: the client sent no server name");
+      } else {
+        ERR_raise_data(ERR_LIB_SSL, SSL_R_CALLBACK_FAILED, "strict_sni: no certificate for server name \"%.*s\"",
+                       static_cast<int>(std::min<size_t>(name.size(), 255)), name.data());
+      }
       *alert = SSL_AD_UNRECOGNIZED_NAME;
       return SSL_CLIENT_HELLO_ERROR;
     }

@@ -72,8 +72,12 @@ int keysIndex() {
 
 // SSL_CTX_set_tlsext_ticket_key_evp_cb(3). enc=1: choose the key for a new ticket and init
 // the cipher (with a fresh random IV) and the HMAC; enc=0: find the key named in the ticket.
-// Returns 1 = ok, 2 = ok but renew the ticket (decrypted with an older key), 0 = no ticket /
-// unknown key (full handshake), -1 = error.
+// Returns 2 = ok, and issue a new ticket; 0 = no ticket / unknown key (full handshake); -1 =
+// error. Every resumption gets a fresh ticket (returning 1 would make OpenSSL send none):
+// TLS 1.3 clients use each ticket once (RFC 8446 appendix C.4 recommends it against
+// linkability), so without a new one a returning client pays a full handshake next time;
+// and a ticket under an older key moves to the newest. One ticket encryption is a few
+// microseconds against a full handshake's hundreds.
 int ticketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                       EVP_CIPHER_CTX* cipher_ctx, EVP_MAC_CTX* mac_ctx, int enc) {
   const auto* ref = static_cast<const std::shared_ptr<const TicketKeys>*>(
@@ -81,11 +85,11 @@ int ticketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP
   if (ref == nullptr || *ref == nullptr) return 0;  // no keys here: no ticket, full handshake
   const TicketKeys& keys = **ref;
   const TicketKeys::Key* key = nullptr;
-  bool newest = true;
   if (enc) {
     key = &keys.encryptionKey();
     std::memcpy(key_name, key->name.data(), TicketKeys::kNameBytes);
   } else {
+    bool newest = true;
     key = keys.findKey(key_name, &newest);
     if (key == nullptr) return 0;
   }
@@ -104,7 +108,7 @@ int ticketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP
   const int ok = enc ? EVP_EncryptInit_ex2(cipher_ctx, cipher, key->aes.data(), iv, nullptr)
                      : EVP_DecryptInit_ex2(cipher_ctx, cipher, key->aes.data(), iv, nullptr);
   if (ok != 1) return -1;
-  return newest ? 1 : 2;
+  return enc ? 1 : 2;
 }
 
 }  // namespace

@@ -11,8 +11,8 @@
 //
 // Semantics (these differ from HAProxy on one point, see below):
 //  - The LAST key in the file is the newest and encrypts every new ticket.
-//  - Every key in the file decrypts. A ticket decrypted with any key but the newest is
-//    accepted and renewed (a fresh ticket under the newest key is issued).
+//  - Every key in the file decrypts. Every resumption is answered with a fresh ticket under
+//    the newest key (TLS 1.3 clients use a ticket once; an old key's tickets move forward).
 //  - Rotating = append a new key, drop the oldest, reload every instance.
 //  - Difference from HAProxy: HAProxy encrypts with the second-to-last key, so that a key can
 //    be distributed to all instances one rotation before anyone encrypts with it. With
