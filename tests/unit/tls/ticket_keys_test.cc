@@ -189,6 +189,9 @@ TEST_P(TicketResumptionTest, AfterRotationOldTicketResumesAndIsRenewedUnderNewes
     SSL_SESSION_get0_ticket(fresh.session.get(), &t2, &l2);
     EXPECT_NE(std::string(reinterpret_cast<const char*>(t1), l1),
               std::string(reinterpret_cast<const char*>(t2), l2));
+    // ... and the renewed ticket resumes in its turn (a chain of visits).
+    Connection again = connect(*after, GetParam(), fresh.session.get());
+    EXPECT_TRUE(again.resumed);
   }
 }
 
