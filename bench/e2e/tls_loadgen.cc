@@ -9,8 +9,10 @@
 // handshake: N connections at a time; each does a full TLS handshake (OpenSSL's default
 //   client: TLS 1.3, x25519), sends the wire.h command + B request bytes inside TLS, reads the
 //   B-byte response until the peer closes, closes; then the slot opens the next connection.
-// resume: the same, but every connection offers the newest session ticket the client got
-//   (one priming connection does the first full handshake before the other slots start).
+// resume: the same, but every connection offers a session ticket the client got. Tickets are
+//   used once where possible (RFC 8446 C.4; servers may refuse a reused one): a new connection
+//   takes the newest unused ticket, and only when none is left reuses the newest one. One
+//   priming connection does the first full handshake before the other slots start.
 // bulk: each connection handshakes once, then streams B bytes up (or reads B bytes down).
 //
 // Inside TLS the plaintext is wire.h's protocol without the ClientHello record: command,
@@ -28,6 +30,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -94,11 +97,14 @@ class TlsLoadGen {
  private:
   static constexpr size_t kChunk = 256 * 1024;
 
-  // Keeps the newest session (ticket) the server sent; resume mode offers it on every
-  // new connection. Returning 1 takes ownership of `sess` (SSL_CTX_sess_set_new_cb(3)).
+  // Keeps every session (ticket) the server sends, newest last, for resume mode.
+  // Returning 1 takes ownership of `sess` (SSL_CTX_sess_set_new_cb(3)).
   static int onNewSession(SSL* ssl, SSL_SESSION* sess) {
     auto* self = static_cast<TlsLoadGen*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+    SSL_SESSION_up_ref(sess);
     self->session_.reset(sess);
+    self->unused_.emplace_back(sess);
+    if (self->unused_.size() > 4 * self->conns_.size()) self->unused_.pop_front();
     ++self->tickets_;
     return 1;
   }
@@ -124,7 +130,8 @@ class TlsLoadGen {
 
   const Options& opt_;
   SslCtxPtr ctx_;
-  SslSessionPtr session_;
+  SslSessionPtr session_;               // the newest ticket
+  std::deque<SslSessionPtr> unused_;     // tickets not offered yet, newest last
   std::vector<Conn> conns_;
   std::vector<uint8_t> prefix_;
   std::vector<uint8_t> payload_;
@@ -144,6 +151,7 @@ class TlsLoadGen {
   uint64_t handshakes_ = 0;
   uint64_t resumed_ = 0;
   uint64_t tickets_ = 0;
+  uint64_t reused_tickets_ = 0;  // offered a ticket already offered before (none unused left)
   uint64_t errors_ = 0;
   uint64_t aborted_ = 0;
   uint64_t bytes_up_ = 0;
@@ -178,7 +186,13 @@ void TlsLoadGen::launch(uint32_t idx, int64_t now) {
   }
   SSL_set_tlsext_host_name(c.ssl.get(), opt_.sni.c_str());
   if (!opt_.ca.empty()) SSL_set1_host(c.ssl.get(), opt_.sni.c_str());
-  if (opt_.mode == Mode::Resume && session_) SSL_set_session(c.ssl.get(), session_.get());
+  if (opt_.mode == Mode::Resume && !unused_.empty()) {
+    SSL_set_session(c.ssl.get(), unused_.back().get());  // takes its own reference
+    unused_.pop_back();
+  } else if (opt_.mode == Mode::Resume && session_) {
+    SSL_set_session(c.ssl.get(), session_.get());
+    ++reused_tickets_;
+  }
   SSL_set_connect_state(c.ssl.get());
   if (connect(fd, reinterpret_cast<const sockaddr*>(&opt_.target), sizeof(opt_.target)) != 0 &&
       errno != EINPROGRESS) {
@@ -384,11 +398,11 @@ void TlsLoadGen::report(int64_t end) const {
   auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
   std::printf("{\"mode\":\"%s\",\"concurrency\":%u,\"duration_s\":%.6f,\"completed\":%llu,\"errors\":%llu,"
               "\"aborted\":%llu,\"bytes_up\":%llu,\"bytes_down\":%llu,\"conns_per_s\":%.1f,\"mb_per_s\":%.2f,"
-              "\"hello_bytes\":0,\"handshakes\":%llu,\"resumed\":%llu,\"tickets\":%llu,"
+              "\"hello_bytes\":0,\"handshakes\":%llu,\"resumed\":%llu,\"tickets\":%llu,\"reused_tickets\":%llu,"
               "\"tls\":\"%s %s %s\",",
               kModes[static_cast<int>(opt_.mode)], opt_.concurrency, secs, u(completed_), u(errors_), u(aborted_),
               u(bytes_up_), u(bytes_down_), static_cast<double>(completed_) / secs,
-              static_cast<double>(bytes_up_ + bytes_down_) / secs / 1e6, u(handshakes_), u(resumed_), u(tickets_),
+              static_cast<double>(bytes_up_ + bytes_down_) / secs / 1e6, u(handshakes_), u(resumed_), u(tickets_), u(reused_tickets_),
               version_.c_str(), cipher_.c_str(), group_.c_str());
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
