@@ -350,6 +350,9 @@ int main(int argc, char** argv) {
                          "                [--tls-cert PEM [--tls-key PEM]]\n");
     return 2;
   }
+  // OpenSSL's socket BIO writes with write(2), not send(MSG_NOSIGNAL): a peer that reset the
+  // connection (a bulk transfer cut at the end of a phase) would kill us with SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   raiseFdLimit();
   SslCtxPtr tls;
   if (!opt.tls_cert.empty()) {

@@ -24,6 +24,7 @@
 // count/byte budget, --grace more seconds for in-flight handshakes, bulk cut at --duration,
 // --stall seconds without progress is an error. Prints one JSON object; exit 0 if no errors.
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -482,6 +483,9 @@ int main(int argc, char** argv) {
     usage();
     return 2;
   }
+  // OpenSSL's socket BIO writes with write(2), not send(MSG_NOSIGNAL): a peer that reset the
+  // connection (a bulk transfer cut at the end of a phase) would kill us with SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   raiseFdLimit();
   SslCtxPtr ctx = makeClientCtx(opt);
   if (!ctx) {
