@@ -559,7 +559,10 @@ def main():
     out = {"machine": machine(), "mode": "quick" if args.quick else "full", "started": time.strftime("%F %T")}
     try:
         b.sink, b.backend = b.start_sink()
-        wanted = lambda name: not args.only or name in args.only
+        # Passthrough LBs only when a passthrough phase (or profile) will use them.
+        need_pass = any(args.wanted_scenario(sc) for sc, _ in scenarios()) or any(
+            not sc.startswith("tls-") for sc in (args.perf_scenarios if args.perf else []))
+        wanted = lambda name: (not args.only or name in args.only) and (need_pass or "-tls" in name)
         if wanted("ringlb-buffers"):
             b.start_ringlb("ringlb-buffers", "buffers")
         if wanted("ringlb-splice"):
@@ -591,8 +594,8 @@ def main():
                 if r["errors"] or r["completed"] != 20 or not r["resumed"]:
                     raise RuntimeError(f"{lb} ({kind}) fails the TLS smoke test: {r}\n{b.tls_lbs[lb][0].output()}")
         print(f"work dir {b.work}; LBs on CPU {LB_CPU}: " +
-              ", ".join(f"{lb} pid {b.lbs[lb][0].pid} {b.lbs[lb][1]}" for lb in lbs) +
-              "".join(f", {lb} pid {p.pid} {a}" for lb, (p, a) in b.tls_lbs.items()), file=sys.stderr)
+              ", ".join(f"{lb} pid {p.pid} {a}" for lb, (p, a) in [*b.lbs.items(), *b.tls_lbs.items()]),
+              file=sys.stderr)
         if tls_lbs and not args.no_floors:
             print("OpenSSL floors: openssl speed and bench_tls_handshake on CPU "
                   f"{LB_CPU} (the LBs are idle)...", file=sys.stderr, flush=True)
