@@ -26,12 +26,9 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -39,9 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import (GEN_CPU, LB_CPU, PERF, aggregate, floors_markdown, markdown, noise,  # noqa: E402
                     perf_markdown, perf_summary, relay_verdict, tls_markdown)
 import tls  # noqa: E402
+from procs import (CpuWatcher, Proc, can_connect, cpu_times, free_port,  # noqa: E402
+                   proc_cpu_seconds, wait_for)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 # name, loadgen arguments. Sizes are identical for every LB.
@@ -114,124 +112,6 @@ backend b
 # Optional extra column: HAProxy with kernel splicing forced both ways ("splice-auto" never
 # engaged in this test: its streaming heuristic did not fire, strace showed recvfrom/sendto).
 HAPROXY_SPLICE = "\n    option splice-request\n    option splice-response"
-
-
-class Proc:
-    """A child process with output to a log file; stopped by its PID only."""
-
-    def __init__(self, argv, log_path, env=None):
-        self.argv = argv
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=env)
-        self.pid = self.proc.pid
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def output(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self, timeout=10):
-        if self.alive():
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-
-
-def proc_cpu_seconds(pid):
-    """utime+stime of the whole process (all threads, exited ones included)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def cpu_times():
-    """Per CPU from /proc/stat: (busy seconds, steal seconds). Busy excludes idle, iowait and
-    steal (time the hypervisor gave to another guest)."""
-    out = {}
-    with open("/proc/stat") as f:
-        for line in f:
-            m = re.match(r"cpu(\d+) (.*)", line)
-            if m:
-                v = [int(x) for x in m.group(2).split()]
-                out[int(m.group(1))] = ((sum(v[:8]) - v[3] - v[4] - v[7]) / CLK_TCK, v[7] / CLK_TCK)
-    return out
-
-
-class CpuWatcher(threading.Thread):
-    """Samples which CPUs the LB's threads run on (field 39 of /proc/PID/task/TID/stat), to
-    catch threads the taskset did not reach (e.g. io_uring io-wq workers)."""
-
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.stop_event = threading.Event()
-        self.seen = {}  # comm -> set of CPUs where it was seen with new CPU time
-
-    def run(self):
-        last = {}
-        first = True
-        while not self.stop_event.wait(0.05):
-            try:
-                tids = os.listdir(f"/proc/{self.pid}/task")
-            except OSError:
-                return
-            for tid in tids:
-                try:
-                    with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
-                        head, tail = f.read().rsplit(")", 1)
-                except OSError:
-                    continue
-                comm = head.split("(", 1)[1]
-                fields = tail.split()
-                ticks = int(fields[11]) + int(fields[12])
-                # A thread that appears after the first sample (an io-wq worker) counts from 0.
-                if ticks != last.get(tid, ticks if first else 0):
-                    self.seen.setdefault(re.sub(r"\d+$", "N", comm), set()).add(int(fields[36]))
-                last[tid] = ticks
-            first = False
-
-    def finish(self):
-        self.stop_event.set()
-        self.join()
-        return {k: sorted(v) for k, v in self.seen.items()}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def can_connect(addr):
-    host, port = addr.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 class Bench:
@@ -516,7 +396,8 @@ def main():
     ap.add_argument("--only", nargs="+", metavar="NAME[,NAME]",
                     help="LB names and/or phase names, space- or comma-separated: start only these LBs "
                          "(ringlb-buffers, ringlb-splice, haproxy; TLS: haproxy-tls[-jemalloc|-mimalloc], "
-                         "ringlb-tls[-jemalloc|-mimalloc]) and run only these phases (conn-c1 conn-c32 "
+                         "ringlb-tls[-jemalloc|-mimalloc]; haproxy-tls or ringlb-tls alone means under every "
+                         "allocator of --allocators) and run only these phases (conn-c1 conn-c32 "
                          "conn-c256 bulk-up bulk-down tls-full-ecdsa tls-full-rsa tls-resume tls-bulk-up "
                          "tls-bulk-down). A kind left unnamed means all of it.")
     ap.add_argument("--allocators", default="glibc,jemalloc,mimalloc",
@@ -578,9 +459,10 @@ def main():
             b.start_tls_sink()
             for alloc in allocs:
                 suffix = "" if alloc == "glibc" else f"-{alloc}"
-                if wanted(f"haproxy-tls{suffix}"):
+                # "--only haproxy-tls" means it under every allocator of --allocators.
+                if wanted(f"haproxy-tls{suffix}") or wanted("haproxy-tls"):
                     b.start_haproxy_tls(f"haproxy-tls{suffix}", alloc)
-                if wanted(f"ringlb-tls{suffix}"):
+                if wanted(f"ringlb-tls{suffix}") or wanted("ringlb-tls"):
                     b.start_ringlb_tls(f"ringlb-tls{suffix}", alloc)
         lbs, tls_lbs = list(b.lbs), list(b.tls_lbs)
         for lb in lbs:  # smoke test: each LB relays a correct exchange
