@@ -81,13 +81,26 @@ std::optional<balancer::Config> load(const std::string& path) {
   return config;
 }
 
+// Reads every certificate, key and CA file the configuration names and builds its TLS
+// contexts once; prints warnings (e.g. a key file readable by others) to stderr.
+std::unique_ptr<balancer::Runtime> buildRuntime(balancer::Config config) {
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+  auto runtime = balancer::Runtime::build(std::move(config), errors, warnings);
+  for (const std::string& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  for (const std::string& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+  return runtime;
+}
+
 int check(const Args& args) {
   auto config = load(args.config);
   if (!config) return 1;
+  auto runtime = buildRuntime(std::move(*config));
+  if (!runtime) return 1;
   size_t backends = 0;
-  for (const auto& p : config->pools) backends += p.backends.size();
-  std::printf("%s: OK (%zu listeners, %zu pools, %zu backends)\n", args.config.c_str(), config->listeners.size(),
-              config->pools.size(), backends);
+  for (const auto& p : runtime->config.pools) backends += p.backends.size();
+  std::printf("%s: OK (%zu listeners, %zu pools, %zu backends)\n", args.config.c_str(),
+              runtime->config.listeners.size(), runtime->config.pools.size(), backends);
   return 0;
 }
 
@@ -186,7 +199,12 @@ int run(const Args& args) {
 
   unsigned workers = args.workers > 0 ? static_cast<unsigned>(args.workers) : config->global.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
-  auto runtime = balancer::Runtime::build(std::move(*config));
+  auto runtime = buildRuntime(std::move(*config));
+  if (!runtime) {
+    core::log().critical("cannot start: the TLS configuration above could not be loaded");
+    core::shutdownLogging();
+    return 2;
+  }
 
   std::vector<std::vector<balancer::ListenSocket>> sockets;
   std::vector<std::pair<std::string, std::string>> bound;

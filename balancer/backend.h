@@ -23,6 +23,9 @@ struct Backend {
   std::atomic<bool> healthy{true};          // cleared by health checks / passive ejection
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> connect_failures{0};
+  std::atomic<uint64_t> tls_handshakes{0};  // re-encryption: completed handshakes
+  std::atomic<uint64_t> tls_resumed{0};     // of which resumed a cached session
+  std::atomic<uint64_t> tls_failures{0};    // handshake or certificate verification failed
 
   bool eligible() const { return weight > 0 && healthy.load(std::memory_order_relaxed); }
 };

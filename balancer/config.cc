@@ -14,23 +14,20 @@
 
 #include <toml++/toml.h>
 
+#include "balancer/config_validator.h"
 #include "core/socket.h"
 
 namespace ringlb::balancer {
+namespace config_detail {
 namespace {
 
 using namespace std::string_view_literals;
 
-template <typename E>
-struct Named {
-  std::string_view name;
-  E value;
-};
-
 constexpr Named<LogLevel> kLogLevels[] = {
     {"trace", LogLevel::Trace}, {"debug", LogLevel::Debug}, {"info", LogLevel::Info},
     {"warn", LogLevel::Warn},   {"error", LogLevel::Error}, {"off", LogLevel::Off}};
-constexpr Named<ListenerMode> kModes[] = {{"passthrough", ListenerMode::Passthrough}};
+constexpr Named<ListenerMode> kModes[] = {{"passthrough", ListenerMode::Passthrough},
+                                           {"terminate", ListenerMode::Terminate}};
 constexpr Named<MissAction> kMissActions[] = {
     {"default", MissAction::Default}, {"close", MissAction::Close}, {"alert", MissAction::Alert}};
 constexpr Named<Algorithm> kAlgorithms[] = {{"round_robin", Algorithm::RoundRobin},
@@ -45,81 +42,22 @@ constexpr Named<ProxyProtocol> kProxyProtocols[] = {{"none", ProxyProtocol::None
 constexpr Named<RelayKind> kRelays[] = {
     {"auto", RelayKind::Auto}, {"buffers", RelayKind::Buffers}, {"splice", RelayKind::Splice}};
 
-using Keys = std::span<const std::string_view>;
 constexpr std::string_view kTopKeys[] = {"global", "listener", "pool"};
 constexpr std::string_view kGlobalKeys[] = {
     "workers",        "max_connections", "log_level",          "log_file",
     "access_log",     "access_log_file", "drain_timeout",      "relay",
-    "buffer_size",    "buffers_per_worker", "max_queued_per_direction"};
+    "buffer_size",    "buffers_per_worker", "max_queued_per_direction", "user",
+    "group"};
 constexpr std::string_view kListenerKeys[] = {
     "name",         "bind",       "mode",       "max_connections", "backlog",
     "client_hello_timeout", "client_hello_max", "route", "default_pool", "on_no_sni",
-    "on_not_tls",   "on_no_match"};
-constexpr std::string_view kRouteKeys[] = {"sni", "alpn", "pool"};
+    "on_not_tls",   "on_no_match", "accept_proxy", "proxy_trusted", "tls"};
+constexpr std::string_view kRouteKeys[] = {"sni", "alpn", "pool", "mode"};
 constexpr std::string_view kPoolKeys[] = {
     "name",         "algorithm",      "hash_key",       "maglev_table_size",
     "connect_timeout", "retries",     "idle_timeout",   "proxy_protocol",
-    "affinity",     "affinity_max_entries", "affinity_ttl", "backend"};
-constexpr std::string_view kBackendKeys[] = {"name", "address", "weight"};
-
-constexpr uint64_t kMaxDurationMs = 30ull * 24 * 3600 * 1000;  // 720h: catches unit typos
-constexpr uint32_t kMaxMaglevTableSize = 16777213;              // largest prime below 2^24
-constexpr size_t kMaxNameBytes = 64;
-constexpr std::string_view kAddressForms = R"("IPv4:port", "[IPv6]:port" or "unix:/path")";
-
-std::string quote(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20 || byte >= 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string join(Keys keys) {
-  std::string out;
-  for (std::string_view key : keys) {
-    if (!out.empty()) out += ", ";
-    out += key;
-  }
-  return out;
-}
-
-template <typename E, size_t N>
-std::string enumNames(const Named<E> (&names)[N]) {
-  std::string out;
-  for (const auto& named : names) {
-    if (!out.empty()) out += ", ";
-    out += named.name;
-  }
-  return out;
-}
-
-std::string_view typeName(toml::node_type type) {
-  switch (type) {
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    case toml::node_type::date: return "date";
-    case toml::node_type::time: return "time";
-    case toml::node_type::date_time: return "date-time";
-    case toml::node_type::none: break;
-  }
-  return "nothing";
-}
+    "affinity",     "affinity_max_entries", "affinity_ttl", "backend", "tls"};
+constexpr std::string_view kBackendKeys[] = {"name", "address", "weight", "tls_name"};
 
 bool isPrime(uint32_t n) {
   if (n < 2) return false;
@@ -200,6 +138,52 @@ SniCheck checkSni(std::string_view sni) {
   return {};
 }
 
+}  // namespace
+
+std::string quote(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte >= 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string join(Keys keys) {
+  std::string out;
+  for (std::string_view key : keys) {
+    if (!out.empty()) out += ", ";
+    out += key;
+  }
+  return out;
+}
+
+std::string_view typeName(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::table: return "table";
+    case toml::node_type::array: return "array";
+    case toml::node_type::string: return "string";
+    case toml::node_type::integer: return "integer";
+    case toml::node_type::floating_point: return "float";
+    case toml::node_type::boolean: return "boolean";
+    case toml::node_type::date: return "date";
+    case toml::node_type::time: return "time";
+    case toml::node_type::date_time: return "date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
 std::string lowerAscii(std::string_view text) {
   std::string out(text);
   for (char& c : out) {
@@ -208,71 +192,6 @@ std::string lowerAscii(std::string_view text) {
   return out;
 }
 
-// A table being read, with the name messages use for it: [global], [[pool]] "api", ...
-struct Section {
-  const toml::table& table;
-  std::string label;
-};
-
-// Walks the parsed TOML document once, filling a Config and collecting every problem.
-class Validator {
- public:
-  explicit Validator(const std::string& path) : path_(path) {}
-
-  std::optional<Config> run(std::string_view text, std::vector<std::string>& errors);
-
- private:
-  struct Problem {
-    toml::source_position pos;
-    std::string text;
-  };
-  struct PoolRef {
-    std::string pool;
-    toml::source_region where;
-    std::string user;  // "route #1 of listener \"vip\""
-  };
-  std::string at(const toml::source_region& region) const;
-  void fail(const toml::source_region& region, std::string_view what, std::string_view expected);
-  void typeError(const toml::node& node, std::string_view key, const Section& s,
-                 std::string_view expected);
-
-  void checkKeys(const Section& s, Keys allowed);
-  std::optional<uint64_t> readInteger(const Section& s, std::string_view key, uint64_t min,
-                                      uint64_t max, std::string_view expected);
-  template <typename T>
-  bool readUint(const Section& s, std::string_view key, T& out, uint64_t min, uint64_t max);
-  const toml::node* readString(const Section& s, std::string_view key, std::string& out);
-  void readBool(const Section& s, std::string_view key, bool& out);
-  void readDuration(const Section& s, std::string_view key, Millis& out);
-  template <typename E, size_t N>
-  bool readEnum(const Section& s, std::string_view key, E& out, const Named<E> (&names)[N]);
-  std::optional<AddressSpec> readAddress(const toml::node& node, std::string_view key,
-                                         const Section& s, bool listener);
-  std::vector<const toml::table*> readTables(const Section& parent, std::string_view key,
-                                             std::string_view header);
-  std::string readName(const toml::table& table, std::string_view header, size_t index,
-                       std::string_view suffix, std::string& name,
-                       std::map<std::string, std::string>& seen, std::string_view kind);
-
-  void parseGlobal(const toml::table& root, GlobalConfig& out);
-  void parseListener(const toml::table& table, size_t index, ListenerConfig& out);
-  void parseBinds(const Section& s, ListenerConfig& out);
-  void parseRoute(const toml::table& table, size_t index, const ListenerConfig& listener,
-                  std::map<std::string, std::string>& seen, RouteConfig& out);
-  void parsePool(const toml::table& table, size_t index, PoolConfig& out);
-  void parseBackend(const toml::table& table, size_t index, const PoolConfig& pool,
-                    std::map<std::string, std::string>& names,
-                    std::map<std::string, std::string>& addresses, BackendConfig& out);
-  void checkPoolAlgorithm(const Section& s, PoolConfig& out);
-  void checkPoolRefs(const Config& config);
-
-  const std::string& path_;
-  std::vector<Problem> problems_;
-  std::vector<PoolRef> pool_refs_;
-  std::map<std::string, std::string> listener_names_;
-  std::map<std::string, std::string> pool_names_;
-  std::map<std::string, std::string> binds_;  // normalized address -> where
-};
 
 std::string Validator::at(const toml::source_region& region) const {
   return path_ + ":" + std::to_string(region.begin.line) + ":" + std::to_string(region.begin.column);
@@ -324,15 +243,6 @@ std::optional<uint64_t> Validator::readInteger(const Section& s, std::string_vie
   return static_cast<uint64_t>(value);
 }
 
-template <typename T>
-bool Validator::readUint(const Section& s, std::string_view key, T& out, uint64_t min,
-                         uint64_t max) {
-  std::string expected = "an integer " + std::to_string(min) + ".." + std::to_string(max);
-  auto value = readInteger(s, key, min, max, expected);
-  if (value) out = static_cast<T>(*value);
-  return value.has_value();
-}
-
 const toml::node* Validator::readString(const Section& s, std::string_view key, std::string& out) {
   const toml::node* node = s.table.get(key);
   if (!node) return nullptr;
@@ -375,27 +285,6 @@ void Validator::readDuration(const Section& s, std::string_view key, Millis& out
       return fail(node->source(), "duration " + what + " is too long",
                   R"(at most "720h" (30 days))");
   }
-}
-
-template <typename E, size_t N>
-bool Validator::readEnum(const Section& s, std::string_view key, E& out,
-                         const Named<E> (&names)[N]) {
-  const toml::node* node = s.table.get(key);
-  if (!node) return false;
-  const auto* text = node->as_string();
-  if (!text) {
-    typeError(*node, key, s, "a string, one of: " + enumNames(names));
-    return false;
-  }
-  for (const auto& named : names) {
-    if (named.name == text->get()) {
-      out = named.value;
-      return true;
-    }
-  }
-  fail(node->source(), "unknown " + std::string(key) + " " + quote(text->get()) + " in " + s.label,
-       "one of: " + enumNames(names));
-  return false;
 }
 
 // Listener binds may use port 0 (the kernel picks; tests rely on it); a backend cannot be
@@ -509,6 +398,8 @@ void Validator::parseGlobal(const toml::table& root, GlobalConfig& out) {
     }
   }
   readUint(s, "max_queued_per_direction", out.max_queued_per_direction, 1, 1024);
+  readString(s, "user", out.user);
+  readString(s, "group", out.group);
 }
 
 void Validator::parseListener(const toml::table& table, size_t index, ListenerConfig& out) {
@@ -529,6 +420,8 @@ void Validator::parseListener(const toml::table& table, size_t index, ListenerCo
       pool_refs_.push_back({out.default_pool, node->source(), "default_pool of " + label});
     }
   }
+  parseAcceptProxy(s, out);
+  parseListenerTls(s, out);
   std::map<std::string, std::string> routes_seen;
   auto route_tables = readTables(s, "route", "[[listener.route]]");
   for (size_t i = 0; i < route_tables.size(); ++i) {
@@ -544,6 +437,7 @@ void Validator::parseListener(const toml::table& table, size_t index, ListenerCo
   readEnum(s, "on_no_sni", out.on_no_sni, kMissActions);
   readEnum(s, "on_not_tls", out.on_not_tls, kMissActions);
   readEnum(s, "on_no_match", out.on_no_match, kMissActions);
+  checkListenerModes(s, out);
 }
 
 void Validator::parseBinds(const Section& s, ListenerConfig& out) {
@@ -581,6 +475,8 @@ void Validator::parseRoute(const toml::table& table, size_t index, const Listene
   std::string of = listener.name.empty() ? "" : " of listener " + quote(listener.name);
   Section s{table, "[[listener.route]] #" + std::to_string(index + 1) + of};
   checkKeys(s, kRouteKeys);
+  out.mode = listener.mode;
+  readEnum(s, "mode", out.mode, kModes);
   if (const toml::node* node = readString(s, "sni", out.sni)) {
     SniCheck check = out.sni.empty() ? SniCheck{"empty", "a host name, or no sni key to match any"}
                                      : checkSni(out.sni);
@@ -624,6 +520,7 @@ void Validator::parsePool(const toml::table& table, size_t index, PoolConfig& ou
   readBool(s, "affinity", out.affinity);
   readUint(s, "affinity_max_entries", out.affinity_max_entries, 1, 1u << 24);
   readDuration(s, "affinity_ttl", out.affinity_ttl);
+  parsePoolTls(s, out);
 
   std::map<std::string, std::string> names;
   std::map<std::string, std::string> addresses;
@@ -654,6 +551,10 @@ void Validator::parseBackend(const toml::table& table, size_t index, const PoolC
   Section s{table, label};
   checkKeys(s, kBackendKeys);
   readUint(s, "weight", out.weight, 0, 256);
+  if (const toml::node* node = readString(s, "tls_name", out.tls_name); node && !pool.tls.enabled) {
+    fail(node->source(), "tls_name in " + label + " has no effect: the pool has no [pool.tls]",
+         "a [pool.tls] table in the pool, or no tls_name");
+  }
   const toml::node* node = table.get("address");
   if (!node) {
     fail(table.source(), "missing required key \"address\" in " + label,
@@ -748,7 +649,9 @@ std::optional<Config> Validator::run(std::string_view text, std::vector<std::str
   return config;
 }
 
-}  // namespace
+}  // namespace config_detail
+
+using config_detail::Validator;
 
 const PoolConfig* Config::findPool(std::string_view name) const {
   for (const PoolConfig& pool : pools) {

@@ -10,12 +10,19 @@
 #include <string>
 #include <vector>
 
+#include "tls/tls_config.h"
+
 namespace ringlb::balancer {
 
 using Millis = std::chrono::milliseconds;
 
 enum class LogLevel : uint8_t { Trace, Debug, Info, Warn, Error, Off };
-enum class ListenerMode : uint8_t { Passthrough };  // Terminate comes with the termination issue
+// Passthrough: route on the ClientHello and relay the TLS bytes untouched. Terminate: decrypt
+// with the listener's certificates, then relay plaintext (or re-encrypt, see PoolConfig::tls).
+enum class ListenerMode : uint8_t { Passthrough, Terminate };
+// A PROXY protocol header expected at the start of every client connection (from a load
+// balancer or proxy in front of ringlb).
+enum class AcceptProxy : uint8_t { None, V1, V2, Any };
 // What to do with a connection that has no SNI / is not TLS / matches no route.
 enum class MissAction : uint8_t { Default, Close, Alert };
 enum class Algorithm : uint8_t { RoundRobin, LeastConn, PowerOfTwo, Maglev };
@@ -44,6 +51,9 @@ struct GlobalConfig {
   uint32_t buffer_size = 16 * 1024;     // provided-buffer size for the recv/send relay
   uint32_t buffers_per_worker = 4096;   // provided buffers per worker ring (power of two)
   uint32_t max_queued_per_direction = 4;// buffers queued before a direction stops reading
+  // Privilege separation: after listeners are bound and keys read, switch to this user/group.
+  std::string user;                     // "" = keep the current user
+  std::string group;                    // "" = the user's primary group
 };
 
 inline constexpr uint64_t kAutoSpliceBytes = 256 * 1024;
@@ -53,6 +63,7 @@ struct RouteConfig {
   std::string sni;    // "" = any; "api.example.org" exact; "*.example.org" one extra label
   std::string alpn;   // "" = any; else the client must offer this protocol
   std::string pool;
+  ListenerMode mode = ListenerMode::Passthrough;  // the listener's mode unless the route sets one
   std::string where;
 };
 
@@ -69,6 +80,11 @@ struct ListenerConfig {
   MissAction on_no_sni = MissAction::Default;    // Default: default_pool if set, else Alert
   MissAction on_not_tls = MissAction::Close;
   MissAction on_no_match = MissAction::Default;  // Default: default_pool if set, else Alert
+  AcceptProxy accept_proxy = AcceptProxy::None;
+  std::vector<std::string> proxy_trusted;  // CIDRs allowed to send the PROXY header; empty = any
+  bool has_tls = false;                    // a [listener.tls] table is present
+  tls::ServerTlsConfig tls;                // file paths are absolute (relative = to the config's dir)
+  std::string tls_where;                   // "file:line:col" of [listener.tls], for late errors
   std::string where;
 };
 
@@ -76,6 +92,7 @@ struct BackendConfig {
   std::string name;
   AddressSpec address;
   uint32_t weight = 1;                  // 0 = never chosen (but kept, e.g. for affinity)
+  std::string tls_name;                 // overrides the pool's tls.verify_name for this backend
   std::string where;
 };
 
@@ -91,6 +108,8 @@ struct PoolConfig {
   bool affinity = true;                 // TLS 1.2 session ID / ticket -> backend
   uint32_t affinity_max_entries = 100000;
   Millis affinity_ttl{300000};
+  tls::ClientTlsConfig tls;             // enabled = re-encrypt to the backends ([pool.tls])
+  std::string tls_where;                // "file:line:col" of [pool.tls]
   std::vector<BackendConfig> backends;
   std::string where;
 };

@@ -50,6 +50,9 @@ const char* endReasonName(EndReason reason) {
     case EndReason::ConnectFailed: return "connect_failed";
     case EndReason::Draining: return "draining";
     case EndReason::InternalError: return "internal_error";
+    case EndReason::HandshakeFailed: return "handshake_failed";
+    case EndReason::BackendTlsFailed: return "backend_tls_failed";
+    case EndReason::ProxyHeaderInvalid: return "proxy_header_invalid";
   }
   return "?";
 }
@@ -82,6 +85,9 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
     dir.queue = std::move(kept);
   }
   observer_ = tls::ServerFlightObserver{};
+  io_ = false;
+  flush_then_close_ = false;
+  tls_error_.clear();
   started_ = last_activity_ = loop.now();
   hello_timer_.handler = idle_timer_.handler = this;
   retry_timers_[0].handler = retry_timers_[1].handler = this;
@@ -169,6 +175,12 @@ void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
     return;
   }
   enterPool(d.pool);
+  ListenerMode mode = d.route >= 0 ? listener_->config->routes[static_cast<size_t>(d.route)].mode
+                                   : listener_->config->mode;
+  if (mode == ListenerMode::Terminate) {
+    startTermination();  // the backend is chosen once the client's handshake is done
+    return;
+  }
   const PoolConfig& pc = *pool_->config;
   if (pc.algorithm == Algorithm::Maglev) {
     std::string_view client_bytes;
@@ -249,6 +261,11 @@ void ProxyConnection::onConnect(int32_t res) {
     return;
   }
   backend_->connections_total.fetch_add(1, std::memory_order_relaxed);
+  if (tlsMode()) {
+    queueProxyHeader();
+    if (state_ != State::Closing) startBackendTls();
+    return;
+  }
   sendPreamble();
 }
 
@@ -345,7 +362,19 @@ void ProxyConnection::onTimer(uint8_t kind) {
   core::Clock::time_point now = worker_.loop().now();
   switch (kind) {
     case kHelloTimer:
-      if (state_ == State::Hello) {
+      if (state_ == State::BackendHandshake) {
+        tls_error_ = "handshake timed out";
+        core::log().warn("pool {} backend {} ({}): TLS handshake not complete within {} ms; closing", pool_->name,
+                         backend_->name, backend_->address.toString(), pool_->config->connect_timeout.count());
+        finish(EndReason::BackendTlsFailed);
+      } else if (state_ == State::Handshake) {
+        listener_->stats.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+        tls_error_ = "handshake timed out";
+        core::log().info("listener {}: TLS handshake with client {} not complete within {} ms; closing",
+                         listener_->config->name, peer().toString(),
+                         listener_->config->client_hello_timeout.count());
+        finish(EndReason::HelloTimeout);
+      } else if (state_ == State::Hello) {
         listener_->stats.refused_hello.fetch_add(1, std::memory_order_relaxed);
         core::log().info("listener {}: ClientHello not complete within {} ms ({} bytes read); closing",
                          listener_->config->name, listener_->config->client_hello_timeout.count(), hello_len_);
@@ -361,7 +390,13 @@ void ProxyConnection::onTimer(uint8_t kind) {
       }
       break;
     }
-    case kRetryRecv0: case kRetryRecv1: armRecv(kind - kRetryRecv0); break;
+    case kRetryRecv0: case kRetryRecv1:
+      if (tlsMode()) {
+        if (io_) drive(kind - kRetryRecv0);
+      } else {
+        armRecv(kind - kRetryRecv0);
+      }
+      break;
     default: break;
   }
   if (state_ == State::Closing) maybeFree();
@@ -373,6 +408,7 @@ void ProxyConnection::finish(EndReason reason) {
   if (state_ == State::Closing || state_ == State::Idle) return;
   if (end_ == EndReason::Done) end_ = reason;
   state_ = State::Closing;
+  io_ = false;
   core::TimerWheel& timers = worker_.loop().timers();
   timers.cancel(hello_timer_);
   timers.cancel(idle_timer_);
@@ -390,6 +426,7 @@ void ProxyConnection::finish(EndReason reason) {
 void ProxyConnection::maybeFree() {
   if (worker_.loop().inflight(slot_) > 0) return;
   logAccess();
+  releaseTls();
   for (Direction& dir : dirs_) {
     releaseQueued(dir);
     if (dir.pipe_r >= 0) ::close(dir.pipe_r);
@@ -431,13 +468,14 @@ void ProxyConnection::logAccess() {
   if (access == nullptr) return;
   const core::SocketAddress& client = peer();
   auto ms = std::chrono::duration<double, std::milli>(worker_.loop().now() - started_).count();
-  access->info("client={} listener={} sni={} alpn={} pool={} backend={} bytes_in={} bytes_out={} relay={},{} "
+  std::string tls_fields = tlsMode() ? tlsLogFields() : std::string();
+  access->info("client={} listener={} sni={} alpn={} pool={} backend={} bytes_in={} bytes_out={} relay={},{}{} "
                "duration_ms={:.1f} end={}{}{}",
                client.length() ? client.toString() : "-", listener_->config->name,
                sni_len_ ? std::string_view(sni_, sni_len_) : "-", alpn_len_ ? std::string_view(alpn_, alpn_len_) : "-",
                pool_ ? std::string_view(pool_->name) : "-", backend_ ? std::string_view(backend_->name) : "-",
                dirs_[0].bytes, dirs_[1].bytes, dirs_[0].splice ? "splice" : "buffers",
-               dirs_[1].splice ? "splice" : "buffers", ms, endReasonName(end_), end_errno_ ? " errno=" : "",
+               dirs_[1].splice ? "splice" : "buffers", tls_fields, ms, endReasonName(end_), end_errno_ ? " errno=" : "",
                end_errno_ ? std::strerror(end_errno_) : "");
 }
 

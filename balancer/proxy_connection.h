@@ -1,7 +1,9 @@
-// One client connection through a passthrough listener: an explicit state machine
+// One client connection: an explicit state machine
 //
-//   Hello -> (route) -> Connecting -> Preamble -> Relay -> Closing -> (free)
-//                 \-> Refusing (alert) ------------------------/
+//   passthrough: Hello -> (route) -> Connecting -> Preamble -> Relay -> Closing -> (free)
+//   terminate:   Hello -> (route) -> Handshake -> Connecting -> Preamble [-> BackendHandshake]
+//                -> Relay -> Closing
+//   refused:     Hello -> Refusing (alert) -> Closing
 //
 // Hello: read the ClientHello under a deadline that runs from accept. Connecting: connect a
 // backend under a kernel link-timeout, trying the next candidate on refusal/timeout.
@@ -9,6 +11,14 @@
 // copy both ways (provided-buffer recv/send, or splice through pipes) with bounded queues,
 // propagating half-close. Closing: every operation in flight is cancelled and its
 // completion seen before the fds are closed and the object is recycled.
+//
+// Terminate (tls_relay.cc): the bytes of the hello go into a server-mode TLS stream instead
+// of to a backend; the backend is chosen and connected once the client's handshake is done,
+// and, when its pool re-encrypts, a client-mode TLS stream runs its own handshake (and
+// certificate verification) before any application byte is passed on. Relay then moves
+// plaintext between the two streams through provided buffers: ciphertext in -> SSL_read into
+// a buffer -> that buffer sent as is, or SSL_write into the other stream whose records are
+// packed into the buffers queued for sending.
 #pragma once
 
 #include <chrono>
@@ -21,6 +31,7 @@
 #include "core/socket.h"
 #include "tls/client_hello.h"
 #include "tls/server_flight.h"
+#include "tls/tls_stream.h"
 
 namespace ringlb::balancer {
 
@@ -33,13 +44,19 @@ struct HelloBuffer;
 // Why a connection ended, for the access log and counters.
 enum class EndReason : uint8_t {
   Done, ClientClosed, ClientReset, BackendReset, IdleTimeout, HelloTimeout, HelloInvalid, NotTls,
-  NoRoute, NoBackend, ConnectFailed, Draining, InternalError,
+  NoRoute, NoBackend, ConnectFailed, Draining, InternalError, HandshakeFailed, BackendTlsFailed,
+  ProxyHeaderInvalid,
 };
 const char* endReasonName(EndReason reason);
 
 class ProxyConnection final : public core::CompletionHandler, public core::TimerHandler {
  public:
-  explicit ProxyConnection(Worker& worker) : worker_(worker) {}
+  explicit ProxyConnection(Worker& worker) : worker_(worker) {
+    for (int side = 0; side < 2; ++side) {
+      tls_[side].sink.conn = this;
+      tls_[side].sink.side = side;
+    }
+  }
 
   // Takes ownership of `client_fd` (accepted on `listener`) and starts reading the hello.
   void start(int client_fd, ListenerRuntime& listener);
@@ -54,7 +71,9 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   ProxyConnection* prev = nullptr;
 
  private:
-  enum class State : uint8_t { Idle, Hello, Connecting, Preamble, Relay, Refusing, Closing };
+  enum class State : uint8_t {
+    Idle, Hello, Handshake, Connecting, Preamble, BackendHandshake, Relay, Refusing, Closing
+  };
   enum Op : uint8_t {
     kHelloRecv = 1, kConnect, kConnectTimeout, kPreamble, kAlert, kCancel, kCancelRecv0, kCancelRecv1,
     kRecv0 = 16, kRecv1, kSend0, kSend1, kPollIn0, kPollIn1, kPollOut0, kPollOut1,
@@ -73,6 +92,11 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     void push(uint16_t id, uint32_t len);
     uint16_t frontId() const { return entries_[head_].id; }
     uint32_t frontLen() const { return entries_[head_].len; }
+    // The newest entry, which a TLS record sink may still fill (sends only ever cover the
+    // bytes present when they were issued, so appending behind one in flight is safe).
+    uint16_t backId() const { return back().id; }
+    uint32_t backLen() const { return back().len; }
+    void growBack(uint32_t n) { back().len += n; }
     void pop() {
       head_ = (head_ + 1) & (static_cast<uint32_t>(entries_.size()) - 1);
       --count_;
@@ -84,6 +108,10 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
       uint16_t id;
       uint32_t len;
     };
+    Entry& back() { return entries_[(head_ + count_ - 1) & (static_cast<uint32_t>(entries_.size()) - 1)]; }
+    const Entry& back() const {
+      return entries_[(head_ + count_ - 1) & (static_cast<uint32_t>(entries_.size()) - 1)];
+    }
     std::vector<Entry> entries_;  // power-of-two size; allocated on first push
     uint32_t head_ = 0;
     uint32_t count_ = 0;
@@ -103,6 +131,11 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     bool finished = false;     // EOF propagated: shutdown(to, SHUT_WR) done
     bool observe = false;      // feed the server flight observer (direction 1 only)
     bool splice = false;
+    bool plain_done = false;   // terminate: no more plaintext will come from `from`
+    // terminate: plaintext read from `from`, waiting for the other stream to encrypt it
+    int32_t plain_id = -1;
+    uint32_t plain_off = 0;
+    uint32_t plain_len = 0;
     bool want_splice = false;  // relay = auto: this direction carried enough to splice
     // splice relay: socket -> pipe -> socket with direct non-blocking splice(2)
     int pipe_r = -1;
@@ -113,6 +146,28 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     bool poll_out_armed = false;  // waiting for `to` to be writable
     uint64_t bytes = 0;
   };
+
+  // Where one TLS stream's records go: packed into the provided buffers queued on the
+  // direction that sends to that stream's socket.
+  class RecordSink final : public tls::CiphertextSink {
+   public:
+    bool writeCiphertext(const uint8_t* data, size_t len) override;
+    ProxyConnection* conn = nullptr;
+    int side = 0;
+  };
+  // Side 0: the client (server-mode stream); side 1: the backend (client-mode stream, when
+  // the pool re-encrypts). Ciphertext read from side s waits in `in` until OpenSSL has
+  // consumed it; on a plain backend side, `in` holds plaintext for the client's stream.
+  struct TlsSide {
+    tls::TlsStream stream;
+    RecordSink sink;
+    BufferQueue in;
+    bool feeding_hello = false;  // the stream's input is the hello buffer, not `in`
+    bool in_set = false;         // the stream's input is in.front() from in_off
+    bool close_sent = false;
+    bool blocked = false;        // stopped for buffers or backpressure, not for input
+  };
+  enum class Step : uint8_t { Progress, NeedInput, Blocked, Stop };
 
   // hello / routing (proxy_connection.cc)
   void armHelloRecv();
@@ -143,6 +198,28 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   void onPoll(int d, bool out, int32_t res);
   void releaseQueued(Direction& dir);
   void touch();
+
+  // terminate (tls_relay.cc)
+  bool startTermination();
+  void drive(int side);
+  Step driveHandshake(int side);
+  Step drivePlaintext(int side);
+  Step readPlain(int side);
+  Step flushPlain(int d);
+  bool nextInput(int side);
+  void onTlsRecv(int d, const core::Completion& c);
+  void afterTlsSend(int d);
+  void onHandshakeDone(int side);
+  bool startBackendTls();
+  bool queueBytes(int d, const uint8_t* data, size_t len);
+  void queueProxyHeader();
+  void openGate();
+  void endOfPlaintext(int d);
+  void tlsFailed(int side, const char* what);
+  bool tlsMode() const { return tls_[0].stream.active(); }
+  bool sideIsTls(int side) const { return tls_[side].stream.active(); }
+  void releaseTls();
+  std::string tlsLogFields() const;
 
   // teardown
   void finish(EndReason reason);
@@ -184,6 +261,10 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   uint8_t attempts_left_ = 0;
 
   Direction dirs_[2];
+  TlsSide tls_[2];
+  bool io_ = false;             // relay operations may run (Relay, or the TLS handshakes)
+  bool flush_then_close_ = false;  // a failed handshake: send OpenSSL's alert, then close
+  std::string tls_error_;       // why a handshake failed (for the access log)
   tls::ServerFlightObserver observer_{};
 
   core::Timer hello_timer_{};

@@ -44,6 +44,7 @@ void ProxyConnection::touch() { last_activity_ = worker_.loop().now(); }
 
 void ProxyConnection::startRelay() {
   state_ = State::Relay;
+  io_ = true;
   touch();
   worker_.loop().timers().schedule(idle_timer_, last_activity_ + pool_->config->idle_timeout);
   bool splice = worker_.relayKind() == RelayKind::Splice;
@@ -80,9 +81,10 @@ uint32_t ProxyConnection::queueLimit() const {
 
 void ProxyConnection::armRecv(int d) {
   Direction& dir = dirs_[d];
-  if (state_ != State::Relay || dir.recv_armed || dir.cancel_pending || dir.eof || dir.splice) return;
+  if (!io_ || dir.recv_armed || dir.cancel_pending || dir.eof || dir.splice) return;
   if (dir.queue.size() >= queueLimit()) return;
-  if (!dir.observe && (worker_.relayKind() == RelayKind::Splice || dir.want_splice)) {
+  if (tlsMode() && (dir.from < 0 || tls_[d].in.size() >= queueLimit())) return;
+  if (!dir.observe && !tlsMode() && (worker_.relayKind() == RelayKind::Splice || dir.want_splice)) {
     // Splice from now on (the server flight has been observed, or relay = auto found this a
     // bulk direction), once everything read so far has been sent: onSend calls back here
     // when the queue drains, so no byte is reordered.
@@ -105,12 +107,16 @@ void ProxyConnection::armRecv(int d) {
 }
 
 void ProxyConnection::onRecv(int d, const core::Completion& c) {
+  if (tlsMode()) {
+    onTlsRecv(d, c);
+    return;
+  }
   Direction& dir = dirs_[d];
   if (!c.more()) dir.recv_armed = false;
   if (c.res <= 0 && c.hasBuffer()) worker_.loop().releaseBuffer(c.bufferId());  // defensive: never leak one
   if (c.res > 0 && c.hasBuffer()) {
     uint16_t id = c.bufferId();
-    if (state_ != State::Relay) {
+    if (!io_) {
       worker_.loop().releaseBuffer(id);
       return;
     }
@@ -136,7 +142,7 @@ void ProxyConnection::onRecv(int d, const core::Completion& c) {
     if (dir.queue.empty() && !dir.send_inflight) propagateEof(d);
   } else if (c.res == -ENOBUFS) {
     // The worker's buffer ring is empty: retry shortly (buffers return as sends complete).
-    if (state_ == State::Relay && dir.queue.empty())
+    if (io_ && dir.queue.empty())
       worker_.loop().timers().schedule(retry_timers_[d], worker_.loop().now() + core::TimerWheel::kTick);
   } else if (c.res == -ECANCELED) {
     dir.cancel_pending = false;
@@ -165,7 +171,7 @@ void ProxyConnection::onRecvCancelled(int d) {
 
 void ProxyConnection::trySend(int d) {
   Direction& dir = dirs_[d];
-  if (dir.send_inflight || dir.queue.empty() || state_ != State::Relay) return;
+  if (dir.send_inflight || dir.queue.empty() || !io_) return;
   std::span<uint8_t> buf = worker_.loop().buffer(dir.queue.frontId());
   dir.send_inflight = true;
   worker_.loop().send(slot_, static_cast<uint8_t>(kSend0 + d), dir.to, buf.data() + dir.head_sent,
@@ -175,7 +181,7 @@ void ProxyConnection::trySend(int d) {
 void ProxyConnection::onSend(int d, int32_t res) {
   Direction& dir = dirs_[d];
   dir.send_inflight = false;
-  if (state_ != State::Relay) return;
+  if (!io_) return;
   if (res < 0) {
     end_errno_ = -res;
     finish(resetReason(1 - d));  // the receiving side failed
@@ -187,6 +193,10 @@ void ProxyConnection::onSend(int d, int32_t res) {
     worker_.loop().releaseBuffer(dir.queue.frontId());
     dir.queue.pop();
     dir.head_sent = 0;
+  }
+  if (tlsMode()) {
+    afterTlsSend(d);
+    return;
   }
   trySend(d);
   if (dir.eof && dir.queue.empty() && !dir.send_inflight) {
@@ -208,7 +218,7 @@ void ProxyConnection::releaseQueued(Direction& dir) {
 
 void ProxyConnection::propagateEof(int d) {
   Direction& dir = dirs_[d];
-  if (dir.finished || state_ != State::Relay) return;
+  if (dir.finished || !io_) return;
   // The reader saw FIN: pass it on with shutdown(SHUT_WR) so the other peer sees EOF while
   // the opposite direction keeps flowing (TCP half-close). A direct call, not
   // IORING_OP_SHUTDOWN: that opcode has no non-blocking path and io_uring punts every one
@@ -300,7 +310,7 @@ void ProxyConnection::pump(int d) {
 void ProxyConnection::onPoll(int d, bool out, int32_t res) {
   Direction& dir = dirs_[d];
   (out ? dir.poll_out_armed : dir.poll_in_armed) = false;
-  if (state_ != State::Relay) return;
+  if (!io_) return;
   if (res < 0 && res != -ECANCELED) {
     end_errno_ = -res;
     finish(out ? resetReason(1 - d) : resetReason(d));

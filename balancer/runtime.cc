@@ -1,5 +1,10 @@
 #include "balancer/runtime.h"
 
+#include "tls/certificate_store.h"
+#include "tls/client_context.h"
+#include "tls/server_context.h"
+#include "tls/ticket_keys.h"
+
 namespace ringlb::balancer {
 
 const char* relayKindName(RelayKind kind) {
@@ -11,15 +16,80 @@ const char* relayKindName(RelayKind kind) {
   return "?";
 }
 
-std::unique_ptr<Runtime> Runtime::build(Config config) {
+namespace {
+
+void prefixed(std::vector<std::string>& out, const std::string& where, const std::string& label,
+              const std::vector<std::string>& lines) {
+  for (const std::string& line : lines) out.push_back(where + ": " + label + ": " + line);
+}
+
+bool loadListenerTls(const ListenerConfig& lc, ListenerTls& out, std::vector<std::string>& errors,
+                     std::vector<std::string>& warnings) {
+  std::string label = "[listener.tls] of listener \"" + lc.name + "\"";
+  tls::CertificateStore::LoadResult loaded = tls::CertificateStore::load(lc.tls);
+  prefixed(errors, lc.tls_where, label, loaded.errors);
+  prefixed(warnings, lc.tls_where, label, loaded.warnings);
+  if (!loaded.store) return false;
+  out.certificates = loaded.store;
+  if (lc.tls.session_tickets) {
+    std::string error;
+    out.ticket_keys = lc.tls.ticket_key_file.empty() ? tls::TicketKeys::random()
+                                                      : tls::TicketKeys::load(lc.tls.ticket_key_file, &error);
+    if (!out.ticket_keys) {
+      errors.push_back(lc.tls_where + ": " + label + ": " + error);
+      return false;
+    }
+  }
+  // Build one context now, so a bad cipher list or group name fails here, not in a worker.
+  std::string error;
+  if (!tls::ServerContext::create(lc.tls, out.certificates, out.ticket_keys, &error)) {
+    errors.push_back(lc.tls_where + ": " + label + ": " + error);
+    return false;
+  }
+  return true;
+}
+
+bool loadPoolTls(const PoolConfig& pc, PoolTls& out, std::vector<std::string>& errors,
+                 std::vector<std::string>& warnings) {
+  std::string label = "[pool.tls] of pool \"" + pc.name + "\"";
+  std::vector<std::string> load_errors;
+  std::vector<std::string> load_warnings;
+  out.credentials = tls::ClientCredentials::load(pc.tls, &load_errors, &load_warnings);
+  prefixed(errors, pc.tls_where, label, load_errors);
+  prefixed(warnings, pc.tls_where, label, load_warnings);
+  if (!out.credentials) return false;
+  std::string error;
+  if (!tls::ClientContext::create(pc.tls, out.credentials, &error)) {
+    errors.push_back(pc.tls_where + ": " + label + ": " + error);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Runtime::~Runtime() = default;
+
+std::unique_ptr<Runtime> Runtime::build(Config config, std::vector<std::string>& errors,
+                                        std::vector<std::string>& warnings) {
   auto rt = std::make_unique<Runtime>();
   rt->config = std::move(config);  // pools point into rt->config: build them only after the move
   rt->pools = buildPools(rt->config);
   std::unordered_map<std::string, uint32_t> pool_index;
   for (const Pool& pool : rt->pools) pool_index.emplace(pool.name, pool.index);
+  bool ok = true;
+  rt->listener_tls.resize(rt->config.listeners.size());
   for (uint32_t i = 0; i < rt->config.listeners.size(); ++i) {
-    rt->listeners.push_back(std::make_unique<ListenerRuntime>(rt->config.listeners[i], i, pool_index));
+    const ListenerConfig& lc = rt->config.listeners[i];
+    rt->listeners.push_back(std::make_unique<ListenerRuntime>(lc, i, pool_index));
+    if (lc.has_tls) ok = loadListenerTls(lc, rt->listener_tls[i], errors, warnings) && ok;
   }
+  rt->pool_tls.resize(rt->pools.size());
+  for (size_t i = 0; i < rt->pools.size(); ++i) {
+    const PoolConfig& pc = *rt->pools[i].config;
+    if (pc.tls.enabled) ok = loadPoolTls(pc, rt->pool_tls[i], errors, warnings) && ok;
+  }
+  if (!ok) return nullptr;
   return rt;
 }
 

@@ -14,6 +14,12 @@
 #include "balancer/config.h"
 #include "balancer/router.h"
 
+namespace ringlb::tls {
+class CertificateStore;
+class TicketKeys;
+class ClientCredentials;
+}  // namespace ringlb::tls
+
 namespace ringlb::balancer {
 
 struct ListenerStats {
@@ -23,6 +29,9 @@ struct ListenerStats {
   std::atomic<uint64_t> refused_hello{0};    // invalid / timed-out ClientHello
   std::atomic<uint64_t> refused_route{0};    // no route (close or alert)
   std::atomic<uint64_t> backend_failures{0}; // no backend could be connected
+  std::atomic<uint64_t> handshakes{0};       // terminate: completed client handshakes
+  std::atomic<uint64_t> handshakes_resumed{0};
+  std::atomic<uint64_t> handshake_failures{0};
 };
 
 struct ListenerRuntime {
@@ -35,14 +44,32 @@ struct ListenerRuntime {
       : config(&c), index(i), router(c, pools) {}
 };
 
+// Key material read from disk once per configuration generation, before privileges are
+// dropped; the workers build their own OpenSSL contexts from it without touching files.
+struct ListenerTls {
+  std::shared_ptr<const tls::CertificateStore> certificates;  // null: the listener does not terminate
+  std::shared_ptr<const tls::TicketKeys> ticket_keys;         // null: tickets off
+};
+struct PoolTls {
+  std::shared_ptr<const tls::ClientCredentials> credentials;  // null: plain TCP to the backends
+};
+
 struct Runtime {
   Config config;
   std::vector<Pool> pools;
   std::vector<std::unique_ptr<ListenerRuntime>> listeners;
+  std::vector<ListenerTls> listener_tls;      // parallel to listeners
+  std::vector<PoolTls> pool_tls;              // parallel to pools
   std::atomic<uint32_t> active{0};            // live connections, all listeners and workers
   std::atomic<uint64_t> rejected_global_limit{0};
 
-  static std::unique_ptr<Runtime> build(Config config);
+  // Builds pools and routers and reads every certificate, key, CA, CRL and ticket key file,
+  // then builds each TLS context once to validate policies. On failure returns nullptr with
+  // one line per problem in `errors` ("file:line:col: [listener.tls] of ...: what"); key
+  // files readable by others and similar go to `warnings`.
+  static std::unique_ptr<Runtime> build(Config config, std::vector<std::string>& errors,
+                                        std::vector<std::string>& warnings);
+  ~Runtime();
 };
 
 }  // namespace ringlb::balancer

@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include "balancer/proxy_connection.h"
+#include "tls/client_context.h"
+#include "tls/server_context.h"
 #include "core/log.h"
 
 namespace ringlb::balancer {
@@ -65,6 +67,7 @@ bool Worker::init() {
   accept_retry_timer_.kind = kAcceptRetryTimer;
   for (const Pool& pool : runtime_.pools) selectors_.push_back(makeSelector(pool, 0x9e3779b97f4a7c15ull * (id_ + 1)));
   relay_ = global.relay;
+  if (!initTls()) return false;
   stop_fd_ = core::UniqueFd(::eventfd(0, EFD_CLOEXEC));
   if (!stop_fd_) {
     error_ = std::string("eventfd: ") + std::strerror(errno);
@@ -73,6 +76,39 @@ bool Worker::init() {
   loop_.readEventFd(slot_, kStopRead, stop_fd_.get(), &stop_value_);
   for (size_t i = 0; i < sockets_.size(); ++i) armAccept(i);
   return true;
+}
+
+bool Worker::initTls() {
+  const Runtime& rt = runtime_;
+  server_tls_.resize(rt.listeners.size());
+  for (size_t i = 0; i < rt.listeners.size(); ++i) {
+    const ListenerTls& material = rt.listener_tls[i];
+    if (!material.certificates) continue;
+    server_tls_[i] = tls::ServerContext::create(rt.config.listeners[i].tls, material.certificates,
+                                                material.ticket_keys, &error_);
+    if (!server_tls_[i]) {
+      error_ = "worker " + std::to_string(id_) + ": listener " + rt.config.listeners[i].name + ": " + error_;
+      return false;
+    }
+  }
+  client_tls_.resize(rt.pools.size());
+  backend_sessions_.resize(rt.pools.size());
+  for (size_t i = 0; i < rt.pools.size(); ++i) {
+    const PoolTls& material = rt.pool_tls[i];
+    if (!material.credentials) continue;
+    client_tls_[i] = tls::ClientContext::create(rt.pools[i].config->tls, material.credentials, &error_);
+    if (!client_tls_[i]) {
+      error_ = "worker " + std::to_string(id_) + ": pool " + rt.pools[i].name + ": " + error_;
+      return false;
+    }
+    backend_sessions_[i] = std::vector<tls::BackendSessionSlot>(rt.pools[i].backends.size());
+  }
+  return true;
+}
+
+tls::BackendSessionSlot* Worker::backendSession(uint32_t pool, uint32_t backend) {
+  if (!runtime_.pools[pool].config->tls.session_reuse || backend_sessions_[pool].empty()) return nullptr;
+  return &backend_sessions_[pool][backend];
 }
 
 void Worker::armAccept(size_t i) {

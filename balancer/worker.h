@@ -18,12 +18,21 @@
 namespace ringlb::balancer {
 
 class ProxyConnection;
+}  // namespace ringlb::balancer
+
+namespace ringlb::tls {
+class ServerContext;
+class ClientContext;
+class BackendSessionSlot;
+}  // namespace ringlb::tls
+
+namespace ringlb::balancer {
 
 // Memory for reading a ClientHello and replaying it: headroom for a PROXY header, the bytes
 // read from the client, and the parser's reassembly scratch. Pooled per worker; held only
 // until the hello has been replayed to the backend.
 struct HelloBuffer {
-  static constexpr uint32_t kHeadroom = 1024;  // >= kProxyV2MaxHeader
+  static constexpr uint32_t kHeadroom = 2048;  // >= kProxyV2MaxHeader (1866 with the SSL TLV)
   std::unique_ptr<uint8_t[]> data;
   uint32_t input_capacity = 0;
   uint32_t scratch_capacity = 0;
@@ -61,6 +70,12 @@ class Worker final : public core::CompletionHandler, public core::TimerHandler {
   core::EventLoop& loop() { return loop_; }
   Runtime& runtime() { return runtime_; }
   Selector& selector(uint32_t pool) { return *selectors_[pool]; }
+  // This worker's TLS contexts (one SSL_CTX set per worker: no lock shared with others);
+  // null where the listener does not terminate / the pool does not re-encrypt.
+  const tls::ServerContext* serverTls(uint32_t listener) const { return server_tls_[listener].get(); }
+  const tls::ClientContext* clientTls(uint32_t pool) const { return client_tls_[pool].get(); }
+  // The session to resume with one backend (per worker; null if the pool does not re-encrypt).
+  tls::BackendSessionSlot* backendSession(uint32_t pool, uint32_t backend);
   HelloBuffer* acquireHelloBuffer();
   void releaseHelloBuffer(HelloBuffer* buffer);
   void connectionClosed(ProxyConnection* conn);
@@ -78,6 +93,7 @@ class Worker final : public core::CompletionHandler, public core::TimerHandler {
 
   void threadMain();
   bool init();
+  bool initTls();
   void armAccept(size_t socket_index);
   void onAccept(size_t socket_index, const core::Completion& completion);
   bool admit(ListenerRuntime& listener);
@@ -92,6 +108,9 @@ class Worker final : public core::CompletionHandler, public core::TimerHandler {
   core::UringLoop loop_;
   core::SlotRef slot_{};
   std::vector<std::unique_ptr<Selector>> selectors_;
+  std::vector<std::unique_ptr<tls::ServerContext>> server_tls_;
+  std::vector<std::unique_ptr<tls::ClientContext>> client_tls_;
+  std::vector<std::vector<tls::BackendSessionSlot>> backend_sessions_;  // [pool][backend]
   RelayKind relay_ = RelayKind::Auto;
 
   core::UniqueFd stop_fd_;

@@ -73,6 +73,14 @@ void BufferRing::noteTaken() {
   }
 }
 
+int32_t BufferRing::acquire() {
+  if (reserve_.empty()) return -1;
+  uint16_t id = reserve_.back();
+  reserve_.pop_back();
+  ++outstanding_;
+  return id;
+}
+
 void BufferRing::release(uint16_t id) {
   --outstanding_;
   if (posted_ < depth_) {

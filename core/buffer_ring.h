@@ -33,6 +33,9 @@ class BufferRing {
 
   std::span<uint8_t> buffer(uint16_t id) { return {data_ + size_t{id} * size_, size_}; }
   void release(uint16_t id);
+  // Takes a buffer for the caller's own use (e.g. TLS records it builds), from the user-space
+  // reserve only: buffers posted to the kernel stay there. -1 if the reserve is empty.
+  int32_t acquire();
   uint32_t bufferSize() const { return size_; }
   uint32_t count() const { return count_; }
   uint32_t outstanding() const { return outstanding_; }

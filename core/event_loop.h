@@ -78,6 +78,9 @@ class EventLoop {
   // Provided buffers (for recvProvided).
   virtual std::span<uint8_t> buffer(uint16_t buffer_id) = 0;
   virtual void releaseBuffer(uint16_t buffer_id) = 0;
+  // A free provided buffer for the caller to fill (released with releaseBuffer like one a
+  // completion handed out); -1 if none is free.
+  virtual int32_t acquireBuffer() = 0;
   virtual uint32_t bufferSize() const = 0;
   virtual uint32_t bufferCount() const = 0;
   // Provided buffers handed out by completions and not yet released.

@@ -117,6 +117,16 @@ std::string SocketAddress::toString() const {
   }
 }
 
+std::string SocketAddress::hostString() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family() == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof(buf));
+  } else if (family() == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf, sizeof(buf));
+  }
+  return buf;
+}
+
 std::string_view SocketAddress::hostBytes() const {
   switch (family()) {
     case AF_INET:

@@ -34,6 +34,7 @@ class SocketAddress {
   void setLength(socklen_t len) { len_ = len; }
 
   std::string toString() const;  // "1.2.3.4:443", "[::1]:443", "unix:/path"
+  std::string hostString() const;  // "1.2.3.4", "::1"; "" for unix sockets
   // The address bytes only (4 or 16 for IP, path for unix) for hashing.
   std::string_view hostBytes() const;
 

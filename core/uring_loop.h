@@ -41,6 +41,7 @@ class UringLoop final : public EventLoop {
 
   std::span<uint8_t> buffer(uint16_t buffer_id) override { return buffers_.buffer(buffer_id); }
   void releaseBuffer(uint16_t buffer_id) override { buffers_.release(buffer_id); }
+  int32_t acquireBuffer() override { return buffers_.acquire(); }
   uint32_t bufferSize() const override { return buffers_.bufferSize(); }
   uint32_t bufferCount() const override { return buffers_.count(); }
   uint32_t buffersInUse() const override { return buffers_.outstanding(); }

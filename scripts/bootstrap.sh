@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev  # libFuzzer runtime: only a Recommends of clang
   liburing-dev libssl-dev openssl libxxhash-dev libspdlog-dev libfmt-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 curl socat haproxy nginx-light linux-perf procps iproute2 util-linux
+  python3 curl socat haproxy nginx-light sslscan linux-perf procps iproute2 util-linux
   libjemalloc2 libmimalloc2.0  # allocator rows of the TLS benchmark (LD_PRELOAD)
 )
 missing=()

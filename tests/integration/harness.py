@@ -305,6 +305,10 @@ class IntegrationTest(unittest.TestCase):
         self._servers.append(srv)
         return srv
 
+    def nginx(self, *args, **kw):
+        """Starts an NginxTls backend (defined below) that tearDown stops."""
+        return self.start(NginxTls(*args, **kw))
+
     def ringlb(self, config_text, **kw):
         lb = RingLB(config_text, **kw)
         self._procs.append(lb)
@@ -314,3 +318,503 @@ class IntegrationTest(unittest.TestCase):
         rc = lb.stop()
         self.assertEqual(rc, 0, f"ringlb exit code {rc}; log:\n{lb.output()[-4000:]}")
         return lb.output()
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS termination / re-encryption helpers: the full test PKI, nginx TLS backends, sslscan, and
+# an s_client wrapper with parsed results.
+
+PKI_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../pki/make-test-pki.sh")
+SSLSCAN = shutil.which("sslscan") or "/usr/bin/sslscan"
+EXAMPLE_PKI_PREFIX = "/etc/ringlb/pki/"  # where conf/ examples keep the PKI files
+
+_TEST_PKI_LOCK = threading.Lock()
+_TEST_PKI_DIR = None
+
+
+def test_pki():
+    """The PKI of tests/pki/make-test-pki.sh (file list at the top of the script), made once
+    per test process in a temp dir; returns its absolute path. $RINGLB_TEST_PKI names a
+    directory to use (and fill, if it has no .done) instead, to reuse one PKI across runs."""
+    global _TEST_PKI_DIR
+    with _TEST_PKI_LOCK:
+        if _TEST_PKI_DIR:
+            return _TEST_PKI_DIR
+        d = os.environ.get("RINGLB_TEST_PKI")
+        if not d:
+            d = os.path.join(tempfile.mkdtemp(prefix="ringlb-testpki-"), "pki")
+        d = os.path.abspath(d)
+        r = subprocess.run(["bash", PKI_SCRIPT, d], capture_output=True, timeout=120)
+        if r.returncode != 0 or not os.path.exists(os.path.join(d, ".done")):
+            raise AssertionError(f"make-test-pki.sh failed ({r.returncode}):\n{r.stderr.decode(errors='replace')}")
+        _TEST_PKI_DIR = d
+        return d
+
+
+test_pki.__test__ = False  # a helper, not a test, should pytest ever collect the test modules
+
+
+def with_test_pki(text):
+    """Config text with the example PKI paths (/etc/ringlb/pki/...) pointing at test_pki()."""
+    return text.replace(EXAMPLE_PKI_PREFIX, test_pki() + "/")
+
+
+def _pki_pair(cert, key=None):
+    """(cert path, key path): a bare name like "backend-1" means test_pki()/backend-1.pem/.key."""
+    if os.sep not in cert and not cert.endswith(".pem"):
+        d = test_pki()
+        return f"{d}/{cert}.pem", key or f"{d}/{cert}.key"
+    if key is None:
+        raise ValueError("key path needed with an explicit certificate path")
+    return cert, key
+
+
+def _listening_inodes(port):
+    """Socket inodes in LISTEN state on TCP `port` (IPv4 and IPv6), from /proc/net."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(inode)
+        except OSError:
+            pass
+    return inodes
+
+
+def _socket_inodes(pid):
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def _unused_port(host):
+    # Racy by nature (the port is free only when we looked): callers retry on EADDRINUSE.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _write_blob(path, size):
+    """`size` bytes of 1 MiB random blocks, each starting with its index (so a reordered or
+    repeated block changes the digest); returns the sha256 hex digest."""
+    block = os.urandom(1 << 20)
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        written, i = 0, 0
+        while written < size:
+            chunk = (bytes([i & 0xff]) + block[1:])[:size - written]
+            f.write(chunk)
+            h.update(chunk)
+            written += len(chunk)
+            i += 1
+    return h.hexdigest()
+
+
+def parse_id(body):
+    """The key=value lines of a backend's /id reply as a dict."""
+    out = {}
+    for line in body.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k.strip()] = v
+    return out
+
+
+class NginxTls(Process):
+    """nginx (single foreground process) serving HTTPS on host:port, port chosen by the kernel.
+
+    GET /id answers text/plain lines: id=<name>, client_dn, client_verify, protocol, cipher,
+    reused ("r" or "."), sni, alpn, proxy_addr, proxy_port, remote_addr (parse with parse_id).
+    Other paths are static files; `blobs` {"blob": size} creates /blob of that many bytes,
+    digest in self.blob_sha256["blob"]. Every request is also logged, see access_log().
+
+    cert/key: a test_pki() name ("backend-1") or explicit paths. verify_client: off | on |
+    optional | optional_no_ca, with client_ca (a test_pki() name or a path) and crl (a
+    test_pki() file name like "client-ca.crl" or a path). nginx finishes the TLS handshake even
+    when client verification fails and answers HTTP 400 instead: "No required SSL certificate
+    was sent" (on, no certificate) or "The SSL certificate error" (a bad one, e.g. revoked:
+    reason in errors()). optional_no_ca serves /id with client_verify=FAILED:... only for an
+    unknown issuer; a revoked or expired certificate still gets the 400.
+    proxy_protocol: a PROXY v1 or v2 header is required before the TLS bytes.
+    http2: offer h2 by ALPN (nginx 1.22 fails a handshake whose ALPN list has nothing it
+    speaks, e.g. only "h2" when http2 is off)."""
+
+    def __init__(self, name, cert="backend-1", key=None, verify_client="off", client_ca=None, crl=None,
+                 proxy_protocol=False, http2=False, protocols="TLSv1.2 TLSv1.3", ciphers=None,
+                 session_cache=True, session_tickets=True, blobs=None, host="127.0.0.1", extra_server="",
+                 start_attempts=5):
+        self.id_name = name
+        self.host = host
+        self.dir = tempfile.mkdtemp(prefix=f"ringlb-nginx-{name}-")
+        self.www = os.path.join(self.dir, "www")
+        os.makedirs(self.www)
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(self.dir, "tmp", sub))
+        self.error_log_path = os.path.join(self.dir, "error.log")
+        self.access_log_path = os.path.join(self.dir, "access.log")
+        self.blob_sha256 = {name_: _write_blob(os.path.join(self.www, name_), size)
+                            for name_, size in (blobs or {}).items()}
+        cert_path, key_path = _pki_pair(cert, key)
+        ssl_lines = [f"ssl_certificate {cert_path};", f"ssl_certificate_key {key_path};",
+                     f"ssl_protocols {protocols};",
+                     f"ssl_session_tickets {'on' if session_tickets else 'off'};",
+                     f"ssl_session_cache {'shared:ringlb:1m' if session_cache else 'off'};"]
+        if ciphers:
+            ssl_lines.append(f"ssl_ciphers {ciphers};")
+        if verify_client != "off":
+            if client_ca is None:
+                raise ValueError("verify_client needs client_ca")
+            ca_path = client_ca if os.sep in client_ca else f"{test_pki()}/{client_ca}.pem"
+            ssl_lines += [f"ssl_verify_client {verify_client};", f"ssl_client_certificate {ca_path};",
+                          "ssl_verify_depth 3;"]
+            if crl:
+                ssl_lines.append(f"ssl_crl {crl if os.sep in crl else f'{test_pki()}/{crl}'};")
+        self._ssl = "\n    ".join(ssl_lines)
+        self._listen_flags = " ssl" + (" http2" if http2 else "") + (" proxy_protocol" if proxy_protocol else "")
+        self._extra_server = extra_server
+        self.conf_path = os.path.join(self.dir, "nginx.conf")
+        for _ in range(start_attempts):
+            if self._start(_unused_port(host)):
+                return
+        raise AssertionError(f"nginx {name}: no free port after {start_attempts} attempts:\n{self.errors()}")
+
+    def _config(self, port):
+        d = self.dir
+        listen = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
+        body = "\\n".join([
+            f"id={self.id_name}", "client_dn=$ssl_client_s_dn", "client_verify=$ssl_client_verify",
+            "protocol=$ssl_protocol", "cipher=$ssl_cipher", "reused=$ssl_session_reused",
+            "sni=$ssl_server_name", "alpn=$ssl_alpn_protocol", "proxy_addr=$proxy_protocol_addr",
+            "proxy_port=$proxy_protocol_port", "remote_addr=$remote_addr"]) + "\\n"
+        return f"""# written by harness.NginxTls
+daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {self.error_log_path} info;
+events {{ worker_connections 1024; }}
+http {{
+  client_body_temp_path {d}/tmp/body;
+  proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fastcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi;
+  scgi_temp_path {d}/tmp/scgi;
+  default_type application/octet-stream;
+  log_format ringlb 'remote=$remote_addr proxy=$proxy_protocol_addr protocol=$ssl_protocol '
+                    'reused=$ssl_session_reused sni=$ssl_server_name alpn=$ssl_alpn_protocol '
+                    'verify=$ssl_client_verify status=$status bytes=$bytes_sent uri=$request_uri '
+                    'client_dn="$ssl_client_s_dn"';
+  access_log {self.access_log_path} ringlb;
+  server {{
+    listen {listen}{self._listen_flags};
+    server_name _;
+    {self._ssl}
+    root {self.www};
+    location = /id {{
+      default_type text/plain;
+      return 200 "{body}";
+    }}
+    {self._extra_server}
+  }}
+}}
+"""
+
+    def _start(self, port):
+        """Starts nginx on `port`; False if the port was taken meanwhile (nginx then retries
+        bind() for about 2.5 s before giving up)."""
+        with open(self.conf_path, "w") as f:
+            f.write(self._config(port))
+        if os.path.exists(self.error_log_path):
+            os.truncate(self.error_log_path, 0)
+        super().__init__([NGINX, "-p", self.dir, "-c", self.conf_path, "-e", self.error_log_path],
+                         name=f"nginx-{self.id_name}")
+        pid = self.proc.pid
+        wait_for(lambda: not self.alive() or (_listening_inodes(port) & _socket_inodes(pid)),
+                 timeout=15, what=f"nginx {self.id_name} to listen on {port}")
+        if self.alive():
+            self.port = port
+            self.address = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
+            return True
+        self.log.close()
+        if "Address already in use" in self.errors():
+            return False
+        raise AssertionError(f"nginx {self.id_name} exited ({self.proc.returncode}):\n{self.output()}\n{self.errors()}")
+
+    def errors(self):
+        try:
+            with open(self.error_log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def access_log(self):
+        """The access log lines so far (one per request; key=value fields)."""
+        try:
+            with open(self.access_log_path, errors="replace") as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        rc = super().stop(sig, timeout)
+        for name_ in self.blob_sha256:  # large files: do not leave them in /tmp
+            try:
+                os.unlink(os.path.join(self.www, name_))
+            except OSError:
+                pass
+        return rc
+
+
+def _host_port(target):
+    if isinstance(target, int):
+        return f"127.0.0.1:{target}"
+    return target
+
+
+def sslscan(host_port, sni=None, timeout=120, extra=()):
+    """Runs sslscan (Debian 12: 2.0.7) against host_port ("127.0.0.1:443", "[::1]:443" or a port
+    number on 127.0.0.1) and returns the parsed XML report:
+      protocols:     {"SSLv2": bool, "SSLv3": bool, "TLSv1.0": bool, ..., "TLSv1.3": bool}
+      ciphers:       [{"protocol": "TLSv1.3", "name": "TLS_AES_128_GCM_SHA256", "bits": 128,
+                       "status": "preferred" | "accepted", "id": "0x1301", "strength", "curve"}]
+      groups:        [{"protocol", "name", "id", "bits"}]  (key exchange groups, as sslscan probes them)
+      renegotiation: {"supported": bool, "secure": bool} or None if not reported. Unreliable on
+                     a TLS 1.2+ server: sslscan 2.0.7 reports supported=False for an OpenSSL
+                     s_server that does allow secure renegotiation unless TLS 1.0 is enabled.
+      compression:   {"supported": bool} or None (this build usually does not report it)
+      fallback_scsv: bool or None; heartbleed: {"TLSv1.2": vulnerable bool, ...}
+      certificates:  [{"subject", "altnames", "issuer", "signature_algorithm", "pk_type",
+                       "pk_bits", "self_signed", "expired"}]
+      sni, returncode, raw (the XML text).
+    Raises AssertionError if sslscan could not scan (e.g. connection refused)."""
+    import xml.etree.ElementTree as ET
+
+    target = _host_port(host_port)
+    argv = [SSLSCAN, "--no-colour", "--xml=-", "--timeout=5", *extra]
+    if sni:
+        argv.append(f"--sni-name={sni}")
+    argv.append(target)
+    r = subprocess.run(argv, capture_output=True, timeout=timeout)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout.decode(errors="replace"))
+    start = out.find("<?xml")
+    if start < 0:
+        start = out.find("<document")
+    if start < 0:
+        raise AssertionError(f"sslscan printed no XML (rc {r.returncode}):\n{out}\n{r.stderr.decode(errors='replace')}")
+    xml_text = out[start:out.rfind("</document>") + len("</document>")]
+    try:
+        doc = ET.fromstring(xml_text)
+    except ET.ParseError as e:
+        raise AssertionError(f"sslscan XML unparseable ({e}):\n{xml_text}") from e
+    err = doc.find("error")
+    test = doc.find("ssltest")
+    if test is None:
+        raise AssertionError(f"sslscan could not scan {target}: {err.text if err is not None else xml_text}")
+
+    def flag(value):
+        return str(value).strip().lower() in ("1", "true", "yes")
+
+    def as_int(value):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+
+    result = {"protocols": {}, "ciphers": [], "groups": [], "renegotiation": None, "compression": None,
+              "fallback_scsv": None, "heartbleed": {}, "certificates": [], "sni": test.get("sniname"),
+              "returncode": r.returncode, "raw": xml_text}
+    for p in test.iter("protocol"):
+        kind, version = p.get("type", ""), p.get("version", "")
+        label = f"SSLv{version}" if kind == "ssl" else f"TLSv{version}"
+        result["protocols"][label] = flag(p.get("enabled"))
+    for c in test.iter("cipher"):
+        result["ciphers"].append({"protocol": c.get("sslversion"), "name": c.get("cipher"),
+                                  "bits": as_int(c.get("bits")), "status": c.get("status"), "id": c.get("id"),
+                                  "strength": c.get("strength"), "curve": c.get("curve")})
+    for g in test.iter("group"):
+        result["groups"].append({"protocol": g.get("sslversion"), "name": g.get("name"), "id": g.get("id"),
+                                 "bits": as_int(g.get("bits"))})
+    reneg = test.find("renegotiation")
+    if reneg is not None:
+        result["renegotiation"] = {"supported": flag(reneg.get("supported")), "secure": flag(reneg.get("secure"))}
+    comp = test.find("compression")
+    if comp is not None:
+        result["compression"] = {"supported": flag(comp.get("supported"))}
+    fallback = test.find("fallback")
+    if fallback is not None:
+        result["fallback_scsv"] = flag(fallback.get("supported"))
+    for hb in test.iter("heartbleed"):
+        result["heartbleed"][hb.get("sslversion")] = flag(hb.get("vulnerable"))
+    for cert in test.iter("certificate"):
+        pk = cert.find("pk")
+
+        def text(tag, cert=cert):
+            e = cert.find(tag)
+            return e.text.strip() if e is not None and e.text else None
+
+        result["certificates"].append({
+            "subject": text("subject"), "altnames": text("altnames"), "issuer": text("issuer"),
+            "signature_algorithm": text("signature-algorithm"),
+            "pk_type": pk.get("type") if pk is not None else None,
+            "pk_bits": as_int(pk.get("bits")) if pk is not None else None,
+            "self_signed": flag(text("self-signed")), "expired": flag(text("expired"))})
+    return result
+
+
+def accepted_ciphers(scan, protocol):
+    """Cipher names sslscan found accepted (or preferred) for `protocol` ("TLSv1.2")."""
+    return [c["name"] for c in scan["ciphers"] if c["protocol"] == protocol]
+
+
+class SClientResult:
+    """What `openssl s_client` printed, with the usual facts pulled out. `ok`: a cipher was
+    negotiated and no alert came from the server; it says nothing about our verification of
+    the server (see verify_code)."""
+
+    def __init__(self, argv, returncode, stdout, stderr):
+        self.argv, self.returncode, self.stdout, self.stderr = argv, returncode, stdout, stderr
+        # "New, TLSv1.0, Cipher is X": the version there is the cipher's (SSL_CIPHER_get_version),
+        # not the protocol; the protocol is the SSL-Session block's "Protocol  :" line.
+        m = re.search(r"^(New|Reused), (\S+), Cipher is (\S+)", stdout, re.M)
+        self.session = m.group(1) if m else None          # "New" | "Reused" | None
+        self.cipher = m.group(3) if m and m.group(3) != "(NONE)" else None
+        cipher_version = m.group(2) if m else None
+        # s_client prints the SSL-Session block at handshake time only up to TLS 1.2; for 1.3 it
+        # comes with each ticket, if any. A TLS 1.3 cipher suite implies TLS 1.3.
+        m = re.search(r"^\s*Protocol\s*:\s*(\S+)", stdout, re.M)
+        if not self.cipher:
+            self.protocol = None
+        elif m:
+            self.protocol = m.group(1)                     # "TLSv1.2"
+        else:
+            self.protocol = "TLSv1.3" if cipher_version == "TLSv1.3" else None
+        m = re.search(r"^subject=(.*)$", stdout, re.M)
+        self.peer_subject = m.group(1).strip() if m else None  # "CN = www.example.test"
+        m = re.search(r"(?:^|[,/]\s*)CN\s*=\s*([^,/]+)", self.peer_subject or "")
+        self.peer_cn = m.group(1).strip() if m else None
+        m = re.search(r"^issuer=(.*)$", stdout, re.M)
+        self.peer_issuer = m.group(1).strip() if m else None
+        m = re.search(r"Verify return code: (\d+) \(([^)]*)\)", stdout)
+        self.verify_code = int(m.group(1)) if m else None
+        self.verify_message = m.group(2) if m else None
+        m = re.search(r"^ALPN protocol: (\S+)", stdout, re.M)
+        self.alpn = m.group(1) if m else None
+        m = re.search(r"^Server Temp Key: ([^,\n]+)", stdout, re.M)
+        self.group = m.group(1).strip() if m else None     # "X25519", "ECDH, prime256v1" -> "ECDH"
+        m = re.search(r"^Peer signature type: (\S+)", stdout, re.M)
+        self.peer_signature_type = m.group(1) if m else None  # "ECDSA", "RSA-PSS"
+        m = re.search(r"alert ([a-z ]+?)(?::|$)", stderr, re.M)
+        self.alert = m.group(1).strip() if m else None      # "protocol version", "handshake failure"
+        m = re.search(r"SSL alert number (\d+)", stderr)
+        self.alert_number = int(m.group(1)) if m else None
+        # A TLS 1.3 client finishes its handshake before the server has checked the client's
+        # certificate: a rejection arrives afterwards as an alert ("certificate required",
+        # "unknown ca", ...), with the cipher already printed. So ok needs both.
+        self.ok = self.cipher is not None and self.alert_number is None
+        self.reused = self.session == "Reused" and self.cipher is not None
+
+    def http(self):
+        """(status, headers dict with lower-case names, body) of the HTTP/1.x reply s_client
+        printed, or None. The body is cut at Content-Length, so session-ticket blocks or
+        "read R BLOCK"/"closed" lines that s_client prints around it do not leak in."""
+        m = re.search(r"HTTP/1\.[01] (\d{3})[^\n]*\n", self.stdout)
+        if not m:
+            return None
+        head, sep, rest = self.stdout[m.end():].partition("\r\n\r\n")
+        if not sep:
+            return int(m.group(1)), {}, ""
+        headers = {}
+        for line in head.split("\r\n"):
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        length = headers.get("content-length")
+        body = rest[:int(length)] if length and length.isdigit() else rest.split("\n---\n")[0]
+        return int(m.group(1)), headers, body
+
+    def body(self):
+        """The server's reply to what we sent: the HTTP body if the reply is HTTP, else the text
+        after the handshake summary (s_client's own status lines removed)."""
+        reply = self.http()
+        if reply is not None:
+            return reply[2]
+        m = re.search(r"^Verify return code: .*\n---\n", self.stdout, re.M)
+        tail = self.stdout[m.end():] if m else ""
+        tail = re.sub(r"^---\nPost-Handshake New Session Ticket arrived:\n.*?\n---\n", "", tail, flags=re.M | re.S)
+        return re.sub(r"^(read R BLOCK|closed|DONE)\n?", "", tail, flags=re.M)
+
+    def __repr__(self):
+        return (f"SClientResult(rc={self.returncode}, session={self.session}, protocol={self.protocol}, "
+                f"cipher={self.cipher}, cn={self.peer_cn}, verify={self.verify_code}, alert={self.alert})")
+
+
+_TLS_VERSION_FLAGS = {"1.0": "-tls1", "1.1": "-tls1_1", "1.2": "-tls1_2", "1.3": "-tls1_3"}
+
+
+def s_client_tls(port, *, host="127.0.0.1", sni=None, ca=None, cert=None, key=None, sess_out=None, sess_in=None,
+                 tls_version=None, sigalgs=None, ciphers=None, ciphersuites=None, groups=None, alpn=None,
+                 verify_hostname=None, verify_return_error=False, stdin=b"", request=None, timeout=10, extra=()):
+    """openssl s_client to host:port; returns an SClientResult.
+
+    sni: server name to send (None: no SNI). ca: CA file to verify against (a test_pki() name
+    like "public-ca" or a path). cert/key: client certificate (a test_pki() name like
+    "client-alice", or paths). sess_out/sess_in: session file paths. tls_version: "1.0".."1.3",
+    the only version offered; "1.0"/"1.1" add @SECLEVEL=0 to the cipher list because OpenSSL 3
+    refuses to offer them otherwise (needed to see that a SERVER refuses TLS 1.1). sigalgs,
+    ciphers (TLS 1.2), ciphersuites (1.3), groups: OpenSSL list syntax. alpn: list of protocol
+    IDs. request: a path, sent as "GET <path> HTTP/1.0" (overrides stdin); with stdin or request
+    s_client reads until the server closes (-ign_eof), which also collects TLS 1.3 tickets
+    before sess_out is written."""
+    argv = [OPENSSL, "s_client", "-connect", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    argv += ["-servername", sni] if sni else ["-noservername"]
+    if ca:
+        argv += ["-CAfile", ca if os.sep in ca else f"{test_pki()}/{ca}.pem"]
+    if cert:
+        cert_path, key_path = _pki_pair(cert, key)
+        argv += ["-cert", cert_path, "-key", key_path]
+    if sess_out:
+        argv += ["-sess_out", sess_out]
+    if sess_in:
+        argv += ["-sess_in", sess_in]
+    if tls_version:
+        argv.append(_TLS_VERSION_FLAGS[tls_version])
+        if tls_version in ("1.0", "1.1") and "SECLEVEL" not in (ciphers or ""):
+            ciphers = f"{ciphers or 'DEFAULT'}@SECLEVEL=0"
+    if sigalgs:
+        argv += ["-sigalgs", sigalgs]
+    if ciphers:
+        argv += ["-cipher", ciphers]
+    if ciphersuites:
+        argv += ["-ciphersuites", ciphersuites]
+    if groups:
+        argv += ["-groups", groups]
+    if alpn:
+        argv += ["-alpn", ",".join(alpn) if not isinstance(alpn, str) else alpn]
+    if verify_hostname:
+        argv += ["-verify_hostname", verify_hostname]
+    if verify_return_error:
+        argv.append("-verify_return_error")
+    if request is not None:
+        stdin = f"GET {request} HTTP/1.0\r\nHost: {sni or host}\r\n\r\n".encode()
+    if stdin:
+        argv.append("-ign_eof")
+    argv += list(extra)
+    # Line-buffered stdout (stdbuf, coreutils) keeps s_client's printed text and the raw reply
+    # bytes it writes in the order they happened.
+    stdbuf = shutil.which("stdbuf")
+    run_argv = [stdbuf, "-oL", *argv] if stdbuf else argv
+    r = subprocess.run(run_argv, input=stdin, capture_output=True, timeout=timeout)
+    return SClientResult(argv, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
