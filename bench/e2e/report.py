@@ -119,6 +119,8 @@ def aggregate(runs):
     a["spread"] = {key: [min(m[key] for m in per), max(m[key] for m in per)]
                    for key in ("conns_per_s", "mb_per_s", "cpu_us_per_conn", "cpu_s_per_gb")
                    if all(m[key] is not None for m in per)}
+    if any(r.get("tls") for r in runs):  # TLS phases: what the client negotiated
+        a["tls"] = sorted({r["tls"] for r in runs if r.get("tls")})
     a.update({"rounds": len(runs), "seconds": sum(r["duration_s"] for r in runs),
               "completed": sum(r["completed"] for r in runs), "errors": sum(r["errors"] for r in runs),
               "aborted": sum(r["aborted"] for r in runs),
@@ -231,6 +233,8 @@ def tls_markdown(agg, lbs, floors, base="haproxy-tls"):
             if key == unit and floor:
                 rows.append([scen, "LB CPU / OpenSSL floor", *[fmt(ratio(per_lb[lb][key], floor), 2) for lb in lbs],
                              *["-" for _ in others]])
+        rows.append([scen, "negotiated", *[" / ".join(per_lb[lb].get("tls", [])) or "-" for lb in lbs],
+                     *["" for _ in others]])
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
