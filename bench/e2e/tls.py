@@ -57,8 +57,9 @@ def make_pki(work):
         _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
                  "-CAcreateserial", "-days", "2", "-sha256", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
                  cwd=d)
-        # Certificate + key in one file, as HAProxy's "crt" and ringlb's "certificates" take it.
-        with open(os.path.join(d, f"{name}.pem"), "w") as out:
+        # Certificate + key in one file, as HAProxy's "crt" and ringlb's "certificates" take it;
+        # private, so that ringlb does not warn about a readable key.
+        with open(os.open(os.path.join(d, f"{name}.pem"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
             for part in (f"{name}.crt", f"{name}.key"):
                 with open(os.path.join(d, part)) as f:
                     out.write(f.read())
@@ -104,8 +105,9 @@ backend b
     server b1 {backend} ssl verify required ca-file {ca} verifyhost {name}
 """
 
-# ringlb's terminate mode (schema as specified for the termination work; see
-# conf/internal-vip.toml for the passthrough keys).
+# ringlb's terminate mode (keys as in conf/public-vip.toml). No ticket_key_file: the merged
+# parser rejects "" for a path, and without one ringlb makes its own ticket key at start-up,
+# as HAProxy does without tls-ticket-keys.
 RINGLB_TLS_CONFIG = """\
 [global]
 workers = 1
@@ -123,7 +125,6 @@ default_pool = "p"
 certificates = ["{ecdsa}"]
 alpn = []
 session_tickets = true
-ticket_key_file = ""
 session_cache_size = 20000
 policy = "intermediate"
 
@@ -137,7 +138,6 @@ default_pool = "p"
 certificates = ["{rsa}"]
 alpn = []
 session_tickets = true
-ticket_key_file = ""
 session_cache_size = 20000
 policy = "intermediate"
 
