@@ -9,6 +9,7 @@ packages=(
   liburing-dev libssl-dev openssl libxxhash-dev libspdlog-dev libfmt-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl socat haproxy nginx-light sslscan linux-perf procps iproute2 util-linux
+  libjemalloc2 libmimalloc2.0  # allocator rows of the TLS benchmark (LD_PRELOAD)
 )
 missing=()
 for p in "${packages[@]}"; do

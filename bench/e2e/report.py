@@ -66,9 +66,18 @@ def perf_summary(data, top=20):
         if m:
             inclusive[m.group(3)] = float(m.group(1))
     key = [(label, fn, inclusive[fn]) for label, fn in KEY_FUNCTIONS if fn in inclusive]
+    # Allocator share: self time in malloc/free and their helpers, whichever library has them.
+    alloc = 0.0
+    for line in perf_report(data, "--no-children", "--sort", "dso,sym", "--percent-limit", "0.01").splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.kgu]\]\s+(\S+)", line)
+        if m and (re.search(r"malloc|jemalloc|mimalloc|je_", m.group(2)) or
+                  re.fullmatch(r"_?_?(libc_)?(malloc|free|cfree|calloc|realloc)|_int_(malloc|free|realloc)|"
+                               r"malloc_consolidate|unlink_chunk.*|tcache_.*|sysmalloc|__default_morecore",
+                               m.group(3))):
+            alloc += float(m.group(1))
     dsos = re.findall(r"^\s*([\d.]+)%\s+(\S.*?)\s*$", perf_report(data, "--no-children", "--sort", "dso"), re.M)
     comms = re.findall(r"^\s*([\d.]+)%\s+(\S.*?)\s*$", perf_report(data, "--no-children", "--sort", "comm"), re.M)
-    return {"top_self": symbols[:top], "inclusive": key,
+    return {"top_self": symbols[:top], "inclusive": key, "allocator_self": alloc,
             "dso": [(float(p), n) for p, n in dsos], "threads": [(float(p), n) for p, n in comms]}
 
 
@@ -90,6 +99,8 @@ def phase_metrics(r):
         "gen_s_per_gb": r["gen_cpu_s"] / (byts / 1e9) if byts else None,
         "steal0": r["cpu_steal_s"][str(LB_CPU)] / r["phase_s"], "noise": noise(r),
         "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"],
+        # TLS phases (e2e_tls_loadgen): share of the client's handshakes that resumed.
+        "resumed_share": r["resumed"] / r["handshakes"] if r.get("handshakes") else None,
     }
 
 
@@ -108,6 +119,8 @@ def aggregate(runs):
     a["spread"] = {key: [min(m[key] for m in per), max(m[key] for m in per)]
                    for key in ("conns_per_s", "mb_per_s", "cpu_us_per_conn", "cpu_s_per_gb")
                    if all(m[key] is not None for m in per)}
+    if any(r.get("tls") for r in runs):  # TLS phases: what the client negotiated
+        a["tls"] = sorted({r["tls"] for r in runs if r.get("tls")})
     a.update({"rounds": len(runs), "seconds": sum(r["duration_s"] for r in runs),
               "completed": sum(r["completed"] for r in runs), "errors": sum(r["errors"] for r in runs),
               "aborted": sum(r["aborted"] for r in runs),
@@ -182,7 +195,74 @@ def perf_markdown(profiles):
         out.append("By object: " + ", ".join(f"{n} {v:.1f}%" for v, n in p["dso"][:5]) + "; by thread: " +
                    ", ".join(f"{n} {v:.1f}%" for v, n in p["threads"][:5]) + "\n")
         out.append("Inclusive: " + ", ".join(f"{label} {v:.1f}%" for label, _, v in p["inclusive"]) + "\n")
+        if "allocator_self" in p:
+            out.append(f"Allocator (malloc/free and helpers, self): {p['allocator_self']:.1f}%\n")
         out.append("| self % | object | symbol |\n|---|---|---|")
         out += [f"| {pct:.2f} | {dso} | `{sym}` |" for pct, dso, sym in p["top_self"][:12]]
         out.append("")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------- TLS termination
+
+def tls_markdown(agg, lbs, floors, base="haproxy-tls"):
+    """TLS phases: per LB, the rates, LB CPU per handshake (or per GB) and its ratio to
+    HAProxy (glibc) from the same run, and how many times the OpenSSL floor that is."""
+    others = [lb for lb in lbs if lb != base] if base in lbs else []
+    head = ["scenario", "metric", *lbs, *[f"{lb}/{base}" for lb in others]]
+    rows = []
+    for scen, per_lb in agg.items():
+        bulk = "bulk" in scen
+        floor = (floors.get(scen) or {}).get("openssl")
+        if bulk:
+            metrics = [("MB/s", "mb_per_s", 0), ("LB CPU s/GB", "cpu_s_per_gb", 3),
+                       ("gen+sink CPU s/GB", "gen_s_per_gb", 3)]
+            unit = "cpu_s_per_gb"
+        else:
+            metrics = [("handshakes/s", "conns_per_s", 0), ("LB CPU us/handshake", "cpu_us_per_conn", 1),
+                       ("gen+sink CPU us/handshake", "gen_us_per_conn", 1), ("client resumed share", "resumed_share", 2),
+                       ("p99 latency us", "p99_us", 0)]
+            unit = "cpu_us_per_conn"
+        metrics += [("LB CPU util", "lb_util", 2), ("gen+sink CPU util", "gen_util", 2),
+                    ("noise (other load)", "noise", 2)]
+        for label, key, digits in metrics:
+            vals = [per_lb[lb][key] for lb in lbs]
+            ratios = [ratio(per_lb[lb][key], per_lb[base][key]) if key not in ("noise", "resumed_share") else None
+                      for lb in others]
+            rows.append([scen, label, *[fmt(v, digits) for v in vals], *[fmt(r, 2) for r in ratios]])
+            if key == unit and floor:
+                rows.append([scen, "LB CPU / OpenSSL floor", *[fmt(ratio(per_lb[lb][key], floor), 2) for lb in lbs],
+                             *["-" for _ in others]])
+        rows.append([scen, "negotiated", *[" / ".join(per_lb[lb].get("tls", [])) or "-" for lb in lbs],
+                     *["" for _ in others]])
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def floors_markdown(openssl):
+    """The OpenSSL numbers measured on the LB's CPU, and the floors derived from them."""
+    sp, hs, fl = openssl["speed"], openssl["bench_tls_handshake"], openssl["floors"]
+    us = lambda per_s: fmt(1e6 / per_s, 1) if per_s else "-"
+    gb = lambda bps: fmt(1e9 / bps, 3) if bps else "-"
+    out = ["OpenSSL on the LB's CPU (`openssl speed`, 16 KiB buffers for the AEADs):", "",
+           "| primitive | cost |", "|---|---|",
+           f"| ECDSA P-256 sign / verify | {us(sp.get('ecdsap256_sign_per_s'))} / {us(sp.get('ecdsap256_verify_per_s'))} us |",
+           f"| RSA-2048 sign / verify | {us(sp.get('rsa2048_sign_per_s'))} / {us(sp.get('rsa2048_verify_per_s'))} us |",
+           f"| ECDH P-256 / X25519 (one derivation) | {us(sp.get('ecdhp256_per_s'))} / {us(sp.get('x25519_per_s'))} us |"]
+    for c in ("aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"):
+        out.append(f"| {c} (one direction) | {gb(sp.get(f'{c}_bytes_per_s'))} s/GB |")
+    out += ["", "In-memory handshakes and records (`bench_tls_handshake`, SSL_new..SSL_free, both sides):", "",
+            "| benchmark | CPU total | server side | client side | throughput |", "|---|---|---|---|---|"]
+    for name, b in hs.items():
+        bps = b.get("bytes_per_s")
+        out.append(f"| {name} | {fmt(b['cpu_us'], 1)} us | {fmt(b.get('server_us'), 1)} us | "
+                   f"{fmt(b.get('client_us'), 1)} us | {(fmt(1e9 / bps, 3) + ' s/GB') if bps else '-'} |")
+    out += ["", "Floor of a terminating, re-encrypting proxy (server side of the client's handshake + client "
+            "side of a resumed backend handshake; per GB one encrypt + one decrypt), against the bare "
+            "primitives:", "", "| phase | OpenSSL floor | primitives only |", "|---|---|---|"]
+    for scen, f in fl.items():
+        unit = " s/GB" if "bulk" in scen else " us"
+        d = 3 if "bulk" in scen else 1
+        out.append(f"| {scen} | {fmt(f.get('openssl'), d)}{unit} | {fmt(f.get('primitives'), d)}{unit} |")
     return "\n".join(out)

@@ -9,6 +9,13 @@ same load; the LB's CPU time is utime+stime from /proc/PID/stat over the measure
     bench/e2e/run.py                 # full run, ~3 min
     bench/e2e/run.py --quick         # ~40 s smoke run
     bench/e2e/run.py --perf          # afterwards, perf-profile each LB (cpu-clock, -g)
+    bench/e2e/run.py --only haproxy-tls tls-full-ecdsa,tls-resume   # pick LBs and phases
+
+TLS termination (tls-* phases, see tls.py): HAProxy and ringlb terminate the client's TLS
+(P-256 or RSA-2048 certificate) and re-encrypt to a TLS e2e_sink verified against an internal
+CA; the client is e2e_tls_loadgen; each LB also runs under jemalloc and mimalloc (LD_PRELOAD).
+Before those phases the OpenSSL floors are measured on the LB's CPU: openssl speed and
+bench_tls_handshake (in-memory handshakes and records).
 
 Prints Markdown tables (absolute numbers and ratios to HAProxy) and writes JSON. Only
 processes started here are stopped, by PID; all traffic is to 127.0.0.1. Python stdlib only.
@@ -19,21 +26,20 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import (GEN_CPU, LB_CPU, PERF, aggregate, markdown, noise,  # noqa: E402
-                    perf_markdown, perf_summary, relay_verdict)
+from report import (GEN_CPU, LB_CPU, PERF, aggregate, floors_markdown, markdown, noise,  # noqa: E402
+                    perf_markdown, perf_summary, relay_verdict, tls_markdown)
+import tls  # noqa: E402
+from procs import (CpuWatcher, Proc, can_connect, cpu_times, free_port,  # noqa: E402
+                   proc_cpu_seconds, wait_for)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 # name, loadgen arguments. Sizes are identical for every LB.
@@ -108,123 +114,6 @@ backend b
 HAPROXY_SPLICE = "\n    option splice-request\n    option splice-response"
 
 
-class Proc:
-    """A child process with output to a log file; stopped by its PID only."""
-
-    def __init__(self, argv, log_path):
-        self.argv = argv
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.pid = self.proc.pid
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def output(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self, timeout=10):
-        if self.alive():
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-
-
-def proc_cpu_seconds(pid):
-    """utime+stime of the whole process (all threads, exited ones included)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def cpu_times():
-    """Per CPU from /proc/stat: (busy seconds, steal seconds). Busy excludes idle, iowait and
-    steal (time the hypervisor gave to another guest)."""
-    out = {}
-    with open("/proc/stat") as f:
-        for line in f:
-            m = re.match(r"cpu(\d+) (.*)", line)
-            if m:
-                v = [int(x) for x in m.group(2).split()]
-                out[int(m.group(1))] = ((sum(v[:8]) - v[3] - v[4] - v[7]) / CLK_TCK, v[7] / CLK_TCK)
-    return out
-
-
-class CpuWatcher(threading.Thread):
-    """Samples which CPUs the LB's threads run on (field 39 of /proc/PID/task/TID/stat), to
-    catch threads the taskset did not reach (e.g. io_uring io-wq workers)."""
-
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.stop_event = threading.Event()
-        self.seen = {}  # comm -> set of CPUs where it was seen with new CPU time
-
-    def run(self):
-        last = {}
-        first = True
-        while not self.stop_event.wait(0.05):
-            try:
-                tids = os.listdir(f"/proc/{self.pid}/task")
-            except OSError:
-                return
-            for tid in tids:
-                try:
-                    with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
-                        head, tail = f.read().rsplit(")", 1)
-                except OSError:
-                    continue
-                comm = head.split("(", 1)[1]
-                fields = tail.split()
-                ticks = int(fields[11]) + int(fields[12])
-                # A thread that appears after the first sample (an io-wq worker) counts from 0.
-                if ticks != last.get(tid, ticks if first else 0):
-                    self.seen.setdefault(re.sub(r"\d+$", "N", comm), set()).add(int(fields[36]))
-                last[tid] = ticks
-            first = False
-
-    def finish(self):
-        self.stop_event.set()
-        self.join()
-        return {k: sorted(v) for k, v in self.seen.items()}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def can_connect(addr):
-    host, port = addr.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
-
-
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -234,23 +123,83 @@ class Bench:
         self.procs = []
         self.sink = None
         self.lbs = {}
+        self.tls_lbs = {}  # name -> (Proc, {"ecdsa": addr, "rsa": addr}), terminate + re-encrypt
+        self.tls_sink = None
+        self.pki = None
+        self.skipped = {}  # LB name -> why it could not run
         self.quiet_budget = min(args.quiet_budget, 10.0) if args.quick else args.quiet_budget
         self.discarded = []  # name -> (Proc, address)
 
     # ------------------------------------------------------------------ processes
 
-    def start(self, argv, name):
-        p = Proc(argv, os.path.join(self.work, f"{name}.log"))
+    def start(self, argv, name, env=None):
+        p = Proc(argv, os.path.join(self.work, f"{name}.log"), env)
         self.procs.append(p)
         return p
 
-    def start_sink(self):
-        ready = os.path.join(self.work, "sink.ready")
-        self.sink = self.start(["taskset", "-c", str(GEN_CPU), f"{self.bin}/e2e_sink", "--ready-file", ready,
-                                "--lifetime", "1800"], "sink")
-        wait_for(lambda: os.path.exists(ready) or not self.sink.alive(), 10, "e2e_sink")
+    def start_sink(self, name="sink", extra=()):
+        ready = os.path.join(self.work, f"{name}.ready")
+        sink = self.start(["taskset", "-c", str(GEN_CPU), f"{self.bin}/e2e_sink", "--ready-file", ready,
+                           "--lifetime", "1800", *extra], name)
+        wait_for(lambda: os.path.exists(ready) or not sink.alive(), 10, name)
+        if not sink.alive():
+            raise RuntimeError(f"{name} exited:\n{sink.output()}")
         with open(ready) as f:
-            self.backend = f.read().split()[1]
+            return sink, f.read().split()[1]
+
+    def start_tls_sink(self):
+        """The TLS backend: the internal CA's certificate, on CPU 1 with the load generator."""
+        self.pki = tls.make_pki(self.work)
+        self.tls_sink, self.tls_backend = self.start_sink("sink-tls", ["--tls-cert", self.pki["backend"]])
+
+    @staticmethod
+    def alloc_env(alloc):
+        env = dict(os.environ)
+        if tls.ALLOCATORS[alloc]:
+            env["LD_PRELOAD"] = tls.ALLOCATORS[alloc]
+        return env
+
+    def check_preload(self, p, name, alloc):
+        """The allocator really is mapped into the LB (a wrong path only warns in ld.so)."""
+        lib = tls.ALLOCATORS[alloc]
+        if lib:
+            with open(f"/proc/{p.pid}/maps") as f:
+                if os.path.basename(lib) not in f.read():
+                    raise RuntimeError(f"{name}: {lib} is not loaded")
+
+    def start_haproxy_tls(self, name, alloc):
+        binds = {k: f"127.0.0.1:{free_port()}" for k in ("ecdsa", "rsa")}
+        cfg = os.path.join(self.work, f"{name}.cfg")
+        with open(cfg, "w") as f:
+            f.write(tls.haproxy_tls_config(LB_CPU, binds, self.pki, self.tls_backend))
+        p = self.start(["taskset", "-c", str(LB_CPU), HAPROXY, "-db", "-f", cfg], name, self.alloc_env(alloc))
+        wait_for(lambda: all(can_connect(a) for a in binds.values()) or not p.alive(), 10, name)
+        if not p.alive():
+            raise RuntimeError(f"{name} exited:\n{p.output()}")
+        self.check_preload(p, name, alloc)
+        self.tls_lbs[name] = (p, binds)
+
+    def start_ringlb_tls(self, name, alloc):
+        """ringlb in terminate mode. Until that mode exists, ringlb rejects the config: the LB
+        is then skipped (and listed as such), not an error."""
+        cfg = os.path.join(self.work, f"{name}.toml")
+        extra = "".join(f"{kv.split('=', 1)[0].strip()} = {kv.split('=', 1)[1].strip()}\n"
+                        for kv in self.args.ringlb_global)
+        with open(cfg, "w") as f:
+            f.write(tls.ringlb_tls_config(self.pki, self.tls_backend, extra))
+        ready = os.path.join(self.work, f"{name}.ready")
+        p = self.start(["taskset", "-c", str(LB_CPU), self.ringlb, "run", "-c", cfg, "--ready-file", ready,
+                        "--workers", "1"], name, self.alloc_env(alloc))
+        wait_for(lambda: os.path.exists(ready) or not p.alive(), 10, name)
+        if not p.alive():
+            self.skipped[name] = p.output().strip().splitlines()[-1:] or ["exited"]
+            print(f"{name}: not run, ringlb refused the terminate config: {self.skipped[name][0]}", file=sys.stderr)
+            return
+        time.sleep(0.05)
+        with open(ready) as f:  # "listener NAME ADDRESS" lines
+            addrs = {line.split()[1]: line.split()[2] for line in f if line.startswith("listener ")}
+        self.check_preload(p, name, alloc)
+        self.tls_lbs[name] = (p, {"ecdsa": addrs["tls-ecdsa"], "rsa": addrs["tls-rsa"]})
 
     def start_ringlb(self, name, relay):
         cfg = os.path.join(self.work, f"{name}.toml")
@@ -287,8 +236,8 @@ class Bench:
 
     # ------------------------------------------------------------------ measuring
 
-    def loadgen(self, addr, lg_args, duration):
-        argv = ["taskset", "-c", str(GEN_CPU), f"{self.bin}/e2e_loadgen", *lg_args, "--target", addr,
+    def loadgen(self, addr, lg_args, duration, tool="e2e_loadgen"):
+        argv = ["taskset", "-c", str(GEN_CPU), f"{self.bin}/{tool}", *lg_args, "--target", addr,
                 "--duration", str(duration)]
         r = subprocess.run(argv, capture_output=True, timeout=duration + 60)
         if r.returncode not in (0, 1) or not r.stdout:
@@ -310,18 +259,26 @@ class Bench:
             waited += 0.8
             self.quiet_budget -= 0.8
 
-    def measure(self, lb, lg_args, warmup, duration):
+    def target(self, lb, scen):
+        """(LB process, address, load generator binary, sink process) for a scenario."""
+        if scen in tls.tls_scenarios():
+            proc, addrs = self.tls_lbs[lb]
+            return proc, addrs[tls.tls_scenarios()[scen][1]], "e2e_tls_loadgen", self.tls_sink
         proc, addr = self.lbs[lb]
+        return proc, addr, "e2e_loadgen", self.sink
+
+    def measure(self, lb, scen, lg_args, warmup, duration):
+        proc, addr, tool, sink = self.target(lb, scen)
         waited, idle_busy = self.wait_quiet()
         if warmup > 0:
-            self.loadgen(addr, lg_args, warmup)
+            self.loadgen(addr, lg_args, warmup, tool)
         time.sleep(0.3)  # let the warm-up's connections finish closing before counting
         watcher = CpuWatcher(proc.pid)
         watcher.start()
-        cpu0, times0, sink0 = proc_cpu_seconds(proc.pid), cpu_times(), proc_cpu_seconds(self.sink.pid)
-        res = self.loadgen(addr, lg_args, duration)
+        cpu0, times0, sink0 = proc_cpu_seconds(proc.pid), cpu_times(), proc_cpu_seconds(sink.pid)
+        res = self.loadgen(addr, lg_args, duration, tool)
         time.sleep(0.2)  # closes of the last connections are part of the work
-        cpu1, times1, sink1 = proc_cpu_seconds(proc.pid), cpu_times(), proc_cpu_seconds(self.sink.pid)
+        cpu1, times1, sink1 = proc_cpu_seconds(proc.pid), cpu_times(), proc_cpu_seconds(sink.pid)
         res["lb_cpu_s"] = cpu1 - cpu0
         res["gen_cpu_s"] = res["cpu_s"] + sink1 - sink0  # load generator + sink, both on CPU 1
         res["cpu_busy_s"] = {str(c): times1[c][0] - times0[c][0] for c in times1}
@@ -336,10 +293,11 @@ class Bench:
         warmup = 0.3 if quick else 0.7
         duration = self.args.duration or (1.0 if quick else 2.5)
         rounds = self.args.rounds or (1 if quick else 3)
-        names = list(self.lbs)
         results = {}
-        for scen, lg_args in scenarios():
-            if self.args.scenarios is not None and scen not in self.args.scenarios:
+        phases = [(scen, lg_args, list(self.lbs)) for scen, lg_args in scenarios()]
+        phases += [(scen, lg_args, list(self.tls_lbs)) for scen, (lg_args, _) in tls.tls_scenarios().items()]
+        for scen, lg_args, names in phases:
+            if not self.args.wanted_scenario(scen) or not names:
                 continue
             results[scen] = {lb: [] for lb in names}
             for rnd in range(rounds):
@@ -349,7 +307,7 @@ class Bench:
                 for lb in order:
                     # Warm up (page in buffers, start io-wq workers, grow TCP memory) only
                     # before an LB's first phase of a scenario.
-                    r = self.measure(lb, lg_args, warmup if rnd == 0 else 0, duration)
+                    r = self.measure(lb, scen, lg_args, warmup if rnd == 0 else 0, duration)
                     # Something else ran on our CPUs during the phase (a neighbour's job, or
                     # hypervisor steal): measure it again, at most twice and while the budget
                     # lasts, and keep the cleanest attempt (the others go to the JSON).
@@ -359,7 +317,7 @@ class Bench:
                         print(f"  {scen:10s} {lb:15s} round {rnd + 1}: noise {noise(r):.2f}, again",
                               file=sys.stderr, flush=True)
                         self.quiet_budget -= duration + 1
-                        r = self.measure(lb, lg_args, 0, duration)
+                        r = self.measure(lb, scen, lg_args, 0, duration)
                         attempts.append(r)
                     r = min(attempts, key=noise)
                     self.discarded += [{"scenario": scen, "lb": lb, **a} for a in attempts if a is not r]
@@ -369,19 +327,23 @@ class Bench:
 
     # ------------------------------------------------------------------ profiling
 
-    def profile(self, lbs, scens, seconds):
-        """perf record -e cpu-clock -g -p PID while a scenario runs; flat profile summary."""
+    def profile(self, scens, seconds):
+        """perf record -e cpu-clock -g -p PID while a scenario runs; flat profile summary. TLS
+        phases profile the glibc-allocator LBs only."""
         out = {}
         all_scen = dict(scenarios())
+        all_scen.update({k: v[0] for k, v in tls.tls_scenarios().items()})
         for scen in scens:
+            is_tls = scen in tls.tls_scenarios()
+            lbs = [lb for lb in self.tls_lbs if not lb.endswith(("-jemalloc", "-mimalloc"))] if is_tls else list(self.lbs)
             for lb in lbs:
-                proc, addr = self.lbs[lb]
+                proc, addr, tool, _ = self.target(lb, scen)
                 data = os.path.join(self.work, f"perf-{lb}-{scen}.data")
                 rec = subprocess.Popen(["taskset", "-c", str(GEN_CPU), PERF, "record", "-q", "-e", "cpu-clock", "-g",
                                         "-p", str(proc.pid), "-o", data, "--", "sleep", str(seconds)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.3)
-                self.loadgen(addr, all_scen[scen], seconds - 0.6)
+                self.loadgen(addr, all_scen[scen], seconds - 0.6, tool)
                 rec.wait(timeout=seconds + 60)
                 out[f"{lb}/{scen}"] = perf_summary(data)
                 print(f"  profiled {lb} {scen}: {data}", file=sys.stderr, flush=True)
@@ -407,7 +369,8 @@ def machine():
 def build(args):
     subprocess.run(["cmake", "-S", REPO, "-B", args.build_dir, "-DCMAKE_BUILD_TYPE=Release"], check=True,
                    stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", args.build_dir, "--target", "ringlb", "e2e_loadgen", "e2e_sink", "-j2"],
+    subprocess.run(["cmake", "--build", args.build_dir, "--target", "ringlb", "e2e_loadgen", "e2e_sink",
+                    "e2e_tls_loadgen", "bench_tls_handshake", "-j2"],
                    check=True, stdout=subprocess.DEVNULL)
 
 
@@ -430,7 +393,18 @@ def main():
     ap.add_argument("--ringlb-global", action="append", default=[], metavar="KEY=VALUE",
                     help='extra [global] line for both ringlb configs, TOML value syntax, e.g. '
                          'buffers_per_worker=256 or relay=\'"auto"\' (repeatable; for experiments)')
-    ap.add_argument("--only", nargs="+", help="start only these LBs (ringlb-buffers, ringlb-splice, haproxy)")
+    ap.add_argument("--only", nargs="+", metavar="NAME[,NAME]",
+                    help="LB names and/or phase names, space- or comma-separated: start only these LBs "
+                         "(ringlb-buffers, ringlb-splice, haproxy; TLS: haproxy-tls[-jemalloc|-mimalloc], "
+                         "ringlb-tls[-jemalloc|-mimalloc]; haproxy-tls or ringlb-tls alone means under every "
+                         "allocator of --allocators) and run only these phases (conn-c1 conn-c32 "
+                         "conn-c256 bulk-up bulk-down tls-full-ecdsa tls-full-rsa tls-resume tls-bulk-up "
+                         "tls-bulk-down). A kind left unnamed means all of it.")
+    ap.add_argument("--allocators", default="glibc,jemalloc,mimalloc",
+                    help="allocators for the TLS LBs, comma-separated (glibc = none preloaded)")
+    ap.add_argument("--no-tls", action="store_true", help="skip the TLS-termination phases")
+    ap.add_argument("--no-floors", action="store_true",
+                    help="skip openssl speed and bench_tls_handshake (the OpenSSL floors)")
     ap.add_argument("--quiet-max", type=float, default=0.10,
                     help="before each measurement wait until both CPUs are at most this busy (0..1)")
     ap.add_argument("--noise-max", type=float, default=0.08,
@@ -443,6 +417,18 @@ def main():
                     help="niceness for this script and everything it starts (all LBs alike), so that "
                          "unrelated jobs on a shared machine disturb the measurement less; 0 to disable")
     args = ap.parse_args()
+    names = [n for item in (args.only or []) for n in item.split(",") if n]
+    all_scens = [s for s, _ in scenarios()] + list(tls.tls_scenarios())
+    only_scens = [n for n in names if n in all_scens]
+    args.only = [n for n in names if n not in all_scens] or None
+    if args.scenarios is not None:
+        only_scens += args.scenarios
+    # --scenarios with no names (profile only) or phases named: those; else everything.
+    chosen = only_scens if (only_scens or args.scenarios is not None) else all_scens
+    args.wanted_scenario = lambda scen: scen in chosen and not (args.no_tls and scen.startswith("tls-"))
+    allocs = [a for a in args.allocators.split(",") if a]
+    if any(a not in tls.ALLOCATORS for a in allocs):
+        sys.exit(f"--allocators: choose from {', '.join(tls.ALLOCATORS)}")
     if os.cpu_count() < 2:
         sys.exit("needs at least 2 CPUs (LB on CPU 0, load on CPU 1)")
     os.sched_setaffinity(0, {GEN_CPU})  # this script stays off the LB's CPU
@@ -453,8 +439,11 @@ def main():
     b = Bench(args)
     out = {"machine": machine(), "mode": "quick" if args.quick else "full", "started": time.strftime("%F %T")}
     try:
-        b.start_sink()
-        wanted = lambda name: not args.only or name in args.only
+        b.sink, b.backend = b.start_sink()
+        # Passthrough LBs only when a passthrough phase (or profile) will use them.
+        need_pass = any(args.wanted_scenario(sc) for sc, _ in scenarios()) or any(
+            not sc.startswith("tls-") for sc in (args.perf_scenarios if args.perf else []))
+        wanted = lambda name: (not args.only or name in args.only) and (need_pass or "-tls" in name)
         if wanted("ringlb-buffers"):
             b.start_ringlb("ringlb-buffers", "buffers")
         if wanted("ringlb-splice"):
@@ -465,32 +454,70 @@ def main():
             b.start_haproxy("haproxy")
         if args.haproxy_splice:
             b.start_haproxy("haproxy-splice", splice=True)
-        lbs = list(b.lbs)
+        if any(args.wanted_scenario(s) for s in tls.tls_scenarios()) or any(
+                s.startswith("tls-") for s in (args.perf_scenarios if args.perf else [])):
+            b.start_tls_sink()
+            for alloc in allocs:
+                suffix = "" if alloc == "glibc" else f"-{alloc}"
+                # "--only haproxy-tls" means it under every allocator of --allocators.
+                if wanted(f"haproxy-tls{suffix}") or wanted("haproxy-tls"):
+                    b.start_haproxy_tls(f"haproxy-tls{suffix}", alloc)
+                if wanted(f"ringlb-tls{suffix}") or wanted("ringlb-tls"):
+                    b.start_ringlb_tls(f"ringlb-tls{suffix}", alloc)
+        lbs, tls_lbs = list(b.lbs), list(b.tls_lbs)
         for lb in lbs:  # smoke test: each LB relays a correct exchange
             r = b.loadgen(b.lbs[lb][1], ["conn", "--concurrency", "1"], 0.2)
             if r["errors"] or not r["completed"]:
                 raise RuntimeError(f"{lb} fails the smoke test: {r}\n{b.lbs[lb][0].output()}")
+        for lb in tls_lbs:  # TLS smoke test: verified chain and name, resumption, both certificates
+            for kind in ("ecdsa", "rsa"):
+                r = b.loadgen(b.tls_lbs[lb][1][kind], ["resume", "--concurrency", "2", "--max-conns", "20",
+                                                       "--ca", b.pki["public_ca"]], 2, "e2e_tls_loadgen")
+                if r["errors"] or r["completed"] != 20 or not r["resumed"]:
+                    raise RuntimeError(f"{lb} ({kind}) fails the TLS smoke test: {r}\n{b.tls_lbs[lb][0].output()}")
         print(f"work dir {b.work}; LBs on CPU {LB_CPU}: " +
-              ", ".join(f"{lb} pid {b.lbs[lb][0].pid} {b.lbs[lb][1]}" for lb in lbs), file=sys.stderr)
+              ", ".join(f"{lb} pid {p.pid} {a}" for lb, (p, a) in [*b.lbs.items(), *b.tls_lbs.items()]),
+              file=sys.stderr)
+        if tls_lbs and not args.no_floors:
+            print("OpenSSL floors: openssl speed and bench_tls_handshake on CPU "
+                  f"{LB_CPU} (the LBs are idle)...", file=sys.stderr, flush=True)
+            speed = tls.openssl_speed(LB_CPU, 1)
+            hs = tls.handshake_bench(f"{b.bin}/bench_tls_handshake", LB_CPU, 0.2 if args.quick else 1.0)
+            out["openssl"] = {"speed": speed, "bench_tls_handshake": hs, "floors": tls.floors(speed, hs)}
         raw = b.run()
         agg = {scen: {lb: aggregate(runs) for lb, runs in per.items()} for scen, per in raw.items()}
-        out.update({"lbs": lbs, "raw": raw, "aggregate": agg, "discarded_noisy": b.discarded})
-        table = markdown(agg, lbs)
-        verdict = relay_verdict(agg)
+        out.update({"lbs": lbs, "tls_lbs": tls_lbs, "skipped_lbs": b.skipped, "raw": raw, "aggregate": agg,
+                    "discarded_noisy": b.discarded})
+        pass_agg = {s: v for s, v in agg.items() if not s.startswith("tls-")}
+        tls_agg = {s: v for s, v in agg.items() if s.startswith("tls-")}
+        table = markdown(pass_agg, lbs) if pass_agg else ""
+        verdict = relay_verdict(pass_agg)
+        floors = out.get("openssl", {}).get("floors", {})
+        tls_table = tls_markdown(tls_agg, tls_lbs, floors) if tls_agg else ""
         if args.perf:
-            out["perf"] = b.profile(lbs, args.perf_scenarios, args.perf_seconds)
+            out["perf"] = b.profile(args.perf_scenarios, args.perf_seconds)
     finally:
         b.stop_all()
     out["sink"] = b.sink.output().strip().splitlines()[-1:] if b.sink else None
+    out["sink_tls"] = b.tls_sink.output().strip().splitlines()[-1:] if b.tls_sink else None
     path = args.json or os.path.join(args.build_dir, "e2e-results.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=1, default=list)
     print(f"\n{out['machine']['cpu']}, {out['machine']['cpus']} CPUs, Linux {out['machine']['kernel']}; "
           f"{out['machine']['haproxy']}; mode {out['mode']}\n")
     print("Ratios are ringlb/HAProxy from this run: for CPU per unit lower is better, for rates higher.\n")
-    print(table)
-    print("\nRelay, buffers vs splice:\n" + verdict)
-    off = {f"{lb}/{s}": a["lb_threads_cpus"] for s, per in agg.items() for lb, a in per.items()
+    if table:
+        print(table)
+    if verdict:
+        print("\nRelay, buffers vs splice:\n" + verdict)
+    if "openssl" in out:
+        print("\n" + floors_markdown(out["openssl"]))
+    if tls_table:
+        print("\nTLS termination + re-encryption (ratios to haproxy-tls, glibc):\n")
+        print(tls_table)
+    for lb, why in b.skipped.items():
+        print(f"\n{lb}: not run ({why[0] if why else '?'})")
+    off = {f"{lb}/{s}": a["lb_threads_cpus"] for s, per in out.get("aggregate", {}).items() for lb, a in per.items()
            if any(set(c) - {LB_CPU} for c in a["lb_threads_cpus"].values())}
     if off:
         print(f"\nWARNING: LB threads ran outside CPU {LB_CPU}: {off}")

@@ -1,11 +1,18 @@
 // e2e_sink: single-threaded epoll backend for the end-to-end LB benchmark.
 //
 //   e2e_sink [--listen 127.0.0.1:0] [--ready-file PATH] [--lifetime S] [--idle S]
+//            [--tls-cert PEM [--tls-key PEM]]
 //
 // Each connection carries the wire protocol of wire.h: the sink skips the TLS record that
 // holds the ClientHello, reads the command, discards `up` bytes, then sends `down` bytes and
 // closes. Anything else (not a handshake record, wrong magic, bytes after `up`) closes the
 // connection and counts as an error. It never decrypts: the hello is only skipped.
+//
+// With --tls-cert the sink is a TLS server instead (the backend of a TLS-terminating,
+// re-encrypting LB): it completes the handshake with that certificate (key from --tls-key,
+// default the same file), and the plaintext inside carries the same protocol minus the
+// ClientHello record: command, `up` bytes; `down` bytes back, then close_notify and close.
+// OpenSSL's server defaults apply, so it issues TLS 1.3 tickets and resumes sessions.
 //
 // Once listening it writes "listen ADDR" to --ready-file. It stops on SIGTERM/SIGINT or after
 // --lifetime seconds, printing its counters as one JSON object on stdout; connections idle
@@ -21,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/e2e/tls_util.h"
 #include "bench/e2e/util.h"
 #include "bench/e2e/wire.h"
 
@@ -33,12 +41,16 @@ struct Options {
   std::string ready_file;
   double lifetime = 3600;
   double idle = 30;
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 enum class Phase { RecordHeader, HelloBody, Command, Up, Down };
 
 struct Conn {
   bool open = false;
+  SslPtr ssl;  // TLS mode only
+  bool handshaken = false;
   Phase phase = Phase::RecordHeader;
   uint8_t header[kCommandSize] = {};
   uint32_t have = 0;  // bytes of `header` filled (record header, then command)
@@ -54,13 +66,18 @@ struct Counters {
   uint64_t protocol_errors = 0;
   uint64_t peer_gone = 0;  // reset or closed before the exchange finished (e.g. a cut bulk run)
   uint64_t idle_closed = 0;
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_resumed = 0;
+  uint64_t tls_errors = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
 };
 
 class Sink {
  public:
-  Sink(int listen_fd, int epfd) : listen_fd_(listen_fd), epfd_(epfd), scratch_(kChunk), payload_(kChunk, 's') {}
+  // `tls` null: plain mode. Otherwise every accepted connection is a TLS server on it.
+  Sink(int listen_fd, int epfd, SSL_CTX* tls)
+      : listen_fd_(listen_fd), epfd_(epfd), tls_(tls), scratch_(kChunk), payload_(kChunk, 's') {}
 
   void acceptAll(int64_t now);
   void onEvent(int fd, uint32_t events, int64_t now);
@@ -74,13 +91,25 @@ class Sink {
   bool consume(Conn& c, const uint8_t* p, size_t len);
   // Sends the response until EAGAIN or done; false if the connection was closed.
   bool sendMore(int fd, Conn& c);
+  // TLS mode: drives the handshake; false if the connection was closed.
+  bool handshake(int fd, Conn& c);
+  // recv/send, or SSL_read/SSL_write in TLS mode. >0 bytes; 0 = would block; -1 = EOF or error.
+  ssize_t readSome(int fd, Conn& c);
+  ssize_t writeSome(int fd, Conn& c, size_t len);
   void closeConn(int fd) {
-    conns_[static_cast<size_t>(fd)].open = false;
+    Conn& c = conns_[static_cast<size_t>(fd)];
+    if (c.ssl) {
+      if (c.phase == Phase::Down && c.down_left == 0) SSL_shutdown(c.ssl.get());  // close_notify
+      else SSL_set_shutdown(c.ssl.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+      c.ssl.reset();
+    }
+    c.open = false;
     close(fd);
   }
 
   int listen_fd_;
   int epfd_;
+  SSL_CTX* tls_;
   std::vector<Conn> conns_;  // indexed by fd
   std::vector<uint8_t> scratch_;
   std::vector<uint8_t> payload_;
@@ -99,6 +128,16 @@ void Sink::acceptAll(int64_t now) {
     c.open = true;
     c.last_activity = now;
     ++counters_.accepted;
+    if (tls_) {
+      c.phase = Phase::Command;  // no ClientHello record in the plaintext
+      c.ssl.reset(SSL_new(tls_));
+      if (!c.ssl || SSL_set_fd(c.ssl.get(), fd) != 1) {
+        ++counters_.tls_errors;
+        closeConn(fd);
+        continue;
+      }
+      SSL_set_accept_state(c.ssl.get());
+    }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.fd = fd;
@@ -152,12 +191,52 @@ bool Sink::consume(Conn& c, const uint8_t* p, size_t len) {
   return true;
 }
 
+ssize_t Sink::readSome(int fd, Conn& c) {
+  if (!c.ssl) {
+    ssize_t n = recv(fd, scratch_.data(), scratch_.size(), 0);
+    return n > 0 ? n : (n < 0 && errno == EAGAIN ? 0 : -1);
+  }
+  ERR_clear_error();
+  int n = SSL_read(c.ssl.get(), scratch_.data(), static_cast<int>(scratch_.size()));
+  if (n > 0) return n;
+  int err = SSL_get_error(c.ssl.get(), n);
+  return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? 0 : -1;
+}
+
+ssize_t Sink::writeSome(int fd, Conn& c, size_t len) {
+  if (!c.ssl) {
+    ssize_t n = send(fd, payload_.data(), len, MSG_NOSIGNAL);
+    return n >= 0 ? n : (errno == EAGAIN ? 0 : -1);
+  }
+  ERR_clear_error();
+  int n = SSL_write(c.ssl.get(), payload_.data(), static_cast<int>(len));
+  if (n > 0) return n;
+  int err = SSL_get_error(c.ssl.get(), n);
+  return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? 0 : -1;
+}
+
+bool Sink::handshake(int fd, Conn& c) {
+  ERR_clear_error();
+  int r = SSL_do_handshake(c.ssl.get());
+  if (r == 1) {
+    c.handshaken = true;
+    ++counters_.tls_handshakes;
+    if (SSL_session_reused(c.ssl.get())) ++counters_.tls_resumed;
+    return true;
+  }
+  int err = SSL_get_error(c.ssl.get(), r);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return true;
+  ++counters_.tls_errors;
+  closeConn(fd);
+  return false;
+}
+
 bool Sink::sendMore(int fd, Conn& c) {
   while (c.down_left > 0) {
     size_t len = static_cast<size_t>(std::min<uint64_t>(c.down_left, kChunk));
-    ssize_t n = send(fd, payload_.data(), len, MSG_NOSIGNAL);
+    ssize_t n = writeSome(fd, c, len);
+    if (n == 0) return true;
     if (n < 0) {
-      if (errno == EAGAIN) return true;
       ++counters_.peer_gone;
       closeConn(fd);
       return false;
@@ -178,9 +257,11 @@ void Sink::onEvent(int fd, uint32_t events, int64_t now) {
   if (static_cast<size_t>(fd) >= conns_.size() || !conns_[static_cast<size_t>(fd)].open) return;
   Conn& c = conns_[static_cast<size_t>(fd)];
   c.last_activity = now;
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+  if (c.ssl && !c.handshaken && (!handshake(fd, c) || !c.handshaken)) return;
+  // In TLS mode read whatever the event: the handshake may have left records buffered.
+  if (c.ssl || (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
     for (;;) {
-      ssize_t n = recv(fd, scratch_.data(), scratch_.size(), 0);
+      ssize_t n = readSome(fd, c);
       if (n > 0) {
         counters_.bytes_in += static_cast<uint64_t>(n);
         if (!consume(c, scratch_.data(), static_cast<size_t>(n))) {
@@ -190,7 +271,7 @@ void Sink::onEvent(int fd, uint32_t events, int64_t now) {
         }
         continue;
       }
-      if (n < 0 && errno == EAGAIN) break;
+      if (n == 0) break;
       ++counters_.peer_gone;  // EOF or reset before our response was complete
       closeConn(fd);
       return;
@@ -222,6 +303,10 @@ bool parseArgs(int argc, char** argv, Options& opt) {
       opt.lifetime = std::atof(v.c_str());
     } else if (k == "--idle") {
       opt.idle = std::atof(v.c_str());
+    } else if (k == "--tls-cert") {
+      opt.tls_cert = v;
+    } else if (k == "--tls-key") {
+      opt.tls_key = v;
     } else {
       return false;
     }
@@ -261,10 +346,23 @@ bool writeReadyFile(const std::string& path, const std::string& bound) {
 int main(int argc, char** argv) {
   Options opt;
   if (!parseArgs(argc, argv, opt)) {
-    std::fprintf(stderr, "usage: e2e_sink [--listen ADDR] [--ready-file PATH] [--lifetime S] [--idle S]\n");
+    std::fprintf(stderr, "usage: e2e_sink [--listen ADDR] [--ready-file PATH] [--lifetime S] [--idle S]\n"
+                         "                [--tls-cert PEM [--tls-key PEM]]\n");
     return 2;
   }
+  // OpenSSL's socket BIO writes with write(2), not send(MSG_NOSIGNAL): a peer that reset the
+  // connection (a bulk transfer cut at the end of a phase) would kill us with SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   raiseFdLimit();
+  SslCtxPtr tls;
+  if (!opt.tls_cert.empty()) {
+    std::string error;
+    tls = makeServerCtx(opt.tls_cert, opt.tls_key.empty() ? opt.tls_cert : opt.tls_key, error);
+    if (!tls) {
+      std::fprintf(stderr, "e2e_sink: TLS: %s\n", error.c_str());
+      return 2;
+    }
+  }
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -288,7 +386,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "e2e_sink: cannot write %s\n", opt.ready_file.c_str());
     return 2;
   }
-  Sink sink(listen_fd.get(), epfd.get());
+  Sink sink(listen_fd.get(), epfd.get(), tls.get());
   const int64_t start = nowNs();
   const int64_t end = start + secondsToNs(opt.lifetime);
   int64_t next_sweep = start + 1'000'000'000;
@@ -310,10 +408,13 @@ int main(int argc, char** argv) {
   }
   const Counters& k = sink.counters();
   std::printf("{\"accepted\":%llu,\"completed\":%llu,\"protocol_errors\":%llu,\"peer_gone\":%llu,"
-              "\"idle_closed\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}\n",
+              "\"idle_closed\":%llu,\"tls_handshakes\":%llu,\"tls_resumed\":%llu,\"tls_errors\":%llu,"
+              "\"bytes_in\":%llu,\"bytes_out\":%llu}\n",
               static_cast<unsigned long long>(k.accepted), static_cast<unsigned long long>(k.completed),
               static_cast<unsigned long long>(k.protocol_errors), static_cast<unsigned long long>(k.peer_gone),
-              static_cast<unsigned long long>(k.idle_closed), static_cast<unsigned long long>(k.bytes_in),
+              static_cast<unsigned long long>(k.idle_closed), static_cast<unsigned long long>(k.tls_handshakes),
+              static_cast<unsigned long long>(k.tls_resumed), static_cast<unsigned long long>(k.tls_errors),
+              static_cast<unsigned long long>(k.bytes_in),
               static_cast<unsigned long long>(k.bytes_out));
   return 0;
 }
