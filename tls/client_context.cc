@@ -272,6 +272,8 @@ std::unique_ptr<ClientContext> ClientContext::create(const ClientTlsConfig& conf
   }
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // One BIO read per record batch instead of one for the header and one for the body.
+  SSL_CTX_set_read_ahead(ctx, 1);
   if (config.session_reuse) {
     // Sessions live in BackendSessionSlots only: no internal client cache to lock or expire.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

@@ -153,6 +153,8 @@ bool ServerContext::configure(SSL_CTX* ctx, const Identity& identity,
   if (!installClientVerification(ctx, config, *store_, error)) return false;
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // One BIO read per record batch instead of one for the header and one for the body.
+  SSL_CTX_set_read_ahead(ctx, 1);
   if (SSL_CTX_set_session_id_context(ctx, sid_ctx_.data(),
                                      static_cast<unsigned>(sid_ctx_.size())) != 1) {
     return fail(error, "cannot set session id context");

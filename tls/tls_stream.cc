@@ -7,6 +7,15 @@
 #include <mutex>
 
 namespace ringlb::tls {
+namespace {
+
+// SSL_get_error(3) needs an empty error queue before each call; it normally is (failures
+// drain it into error()), and ERR_clear_error() walks every slot, so only clear when needed.
+inline void clearStaleErrors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
+}  // namespace
 
 // A source/sink BIO over the stream's input pointer and its sink (BIO_meth_new(3)). Reads
 // that find no input return "retry", which OpenSSL turns into SSL_ERROR_WANT_READ; the
@@ -128,7 +137,7 @@ TlsStatus TlsStream::status(int ret, const char* what) {
 }
 
 TlsStatus TlsStream::handshake() {
-  ERR_clear_error();
+  clearStaleErrors();
   int ret = SSL_do_handshake(ssl_.get());
   if (ret == 1) {
     handshake_done_ = true;
@@ -138,14 +147,14 @@ TlsStatus TlsStream::handshake() {
 }
 
 TlsStatus TlsStream::read(uint8_t* out, size_t cap, size_t& n) {
-  ERR_clear_error();
+  clearStaleErrors();
   n = 0;
   if (SSL_read_ex(ssl_.get(), out, cap, &n) == 1) return TlsStatus::Ok;
   return status(0, "read failed");
 }
 
 TlsStatus TlsStream::write(const uint8_t* data, size_t len, size_t& written) {
-  ERR_clear_error();
+  clearStaleErrors();
   written = 0;
   // With SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_write_ex reports success once at least one
   // record is in the sink; without it, only when all `len` bytes are.
@@ -155,9 +164,9 @@ TlsStatus TlsStream::write(const uint8_t* data, size_t len, size_t& written) {
 
 bool TlsStream::close() {
   if (!ssl_ || !handshake_done_) return false;
-  ERR_clear_error();
+  clearStaleErrors();
   int ret = SSL_shutdown(ssl_.get());
-  ERR_clear_error();
+  clearStaleErrors();
   return ret >= 0;
 }
 
