@@ -155,6 +155,11 @@ bool ServerContext::configure(SSL_CTX* ctx, const Identity& identity,
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // One BIO read per record batch instead of one for the header and one for the body.
   SSL_CTX_set_read_ahead(ctx, 1);
+  // A peer closing without close_notify is an end of stream, not a fatal error: OpenSSL would
+  // otherwise send itself a fatal alert, which removes the session from every cache and marks
+  // it non-resumable (ssl3_send_alert), for all connections sharing it (e.g. a backend
+  // session offered to many connections). HTTP peers close without close_notify all the time.
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
   if (SSL_CTX_set_session_id_context(ctx, sid_ctx_.data(),
                                      static_cast<unsigned>(sid_ctx_.size())) != 1) {
     return fail(error, "cannot set session id context");
