@@ -244,8 +244,8 @@ int run(const Args& args) {
     return 1;
   }
   for (const auto& [name, addr] : bound) core::log().info("listener {} listening on {}", name, addr);
-  core::log().info("ringlb {} started: {} workers, relay={}", "0.1.0", workers,
-                   balancer::relayKindName(runtime->config.global.relay));
+  core::log().info("ringlb {} started: {} workers, relay={}, allocator={}", "0.1.0", workers,
+                   balancer::relayKindName(runtime->config.global.relay), RINGLB_ALLOCATOR_NAME);
   if (!args.ready_file.empty() && !writeReadyFile(args.ready_file, bound)) {
     core::log().error("cannot write ready file {}: {}", args.ready_file, std::strerror(errno));
   }

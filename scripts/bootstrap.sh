@@ -9,6 +9,7 @@ packages=(
   liburing-dev libssl-dev openssl libxxhash-dev libspdlog-dev libfmt-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl socat haproxy nginx-light sslscan linux-perf procps iproute2 util-linux
+  libmimalloc-dev  # ringlb's allocator (RINGLB_ALLOCATOR, see CMakeLists.txt)
   libjemalloc2 libmimalloc2.0  # allocator rows of the TLS benchmark (LD_PRELOAD)
 )
 missing=()

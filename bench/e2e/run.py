@@ -60,7 +60,6 @@ access_log = false
 log_level = "warn"
 drain_timeout = "1s"
 relay = "{relay}"
-buffer_size = 16384
 {extra}
 [[listener]]
 name = "vip"
