@@ -210,8 +210,8 @@ access_log = false
 access_log_file = "/var/log/ringlb-access.log"
 drain_timeout = "30s"
 relay = "splice"
-buffer_size = 65536
-buffers_per_worker = 1024
+buffer_size = 32768
+buffers_per_worker = 2048
 max_queued_per_direction = 8
 )";
   Parsed parsed = parse(text + std::string(kMinimal));
@@ -225,8 +225,8 @@ max_queued_per_direction = 8
   EXPECT_EQ(global.access_log_file, "/var/log/ringlb-access.log");
   EXPECT_EQ(global.drain_timeout, 30s);
   EXPECT_EQ(global.relay, RelayKind::Splice);
-  EXPECT_EQ(global.buffer_size, 65536u);
-  EXPECT_EQ(global.buffers_per_worker, 1024u);
+  EXPECT_EQ(global.buffer_size, 32768u);
+  EXPECT_EQ(global.buffers_per_worker, 2048u);
   EXPECT_EQ(global.max_queued_per_direction, 8u);
 }
 
