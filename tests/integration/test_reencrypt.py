@@ -132,6 +132,44 @@ class BackendSessionReuseTest(ReencryptTest):
             self.assertEqual(logged, ["0"] * 4, f"TLS {version}")
 
 
+class BackendNamesTest(ReencryptTest):
+    """What ringlb says to the backend: SNI fixed or forwarded, ALPN offered or forwarded,
+    and a hashed CA directory instead of a CA file."""
+
+    def test_fixed_sni_and_offered_alpn_reach_the_backend(self):
+        ng = self.nginx("b1")
+        lb = self.vip(ng, tls={"sni": "api.internal.test", "alpn": ["http/1.1"]})
+        seen = self.get_id(lb)
+        self.assertEqual(seen.get("sni"), "api.internal.test", seen)
+        self.assertEqual(seen.get("alpn"), "http/1.1", seen)
+
+    def test_forwarded_sni_and_negotiated_alpn_reach_the_backend(self):
+        ng = self.nginx("b1", http2=True)
+        lb = self.vip(ng, tls={"forward_sni": True, "forward_alpn": True},
+                      listener_tls=public_tls(alpn=["h2", "http/1.1"]))
+        # The client offers only http/1.1: that is what ringlb negotiates and forwards.
+        reply = s_client_tls(lb.port(), sni=SNI, ca="public-ca", alpn=["http/1.1"], request="/id")
+        self.assertEqual(reply.alpn, "http/1.1", reply)
+        seen = parse_id(reply.body())
+        self.assertEqual(seen.get("sni"), SNI, seen)
+        self.assertEqual(seen.get("alpn"), "http/1.1", seen)
+        # curl over HTTP/2: h2 end to end (ringlb relays the h2 bytes between the two streams).
+        r = subprocess.run([CURL, "-sS", "--http2", "--max-time", "20", "--cacert", f"{test_pki()}/public-ca.pem",
+                            "--resolve", f"{SNI}:{lb.port()}:127.0.0.1", "-w", "\nhttp_version=%{http_version}\n",
+                            f"https://{SNI}:{lb.port()}/id"], capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode()
+        self.assertIn("http_version=2", out)
+        self.assertEqual(parse_id(out).get("alpn"), "h2", out)
+        log = self.stop_ringlb(lb)
+        self.assertIn("alpn=h2", log)
+
+    def test_ca_directory_verifies_the_backend(self):
+        ng = self.nginx("b1")
+        lb = self.vip(ng, tls={"ca_file": None, "ca_dir": f"{test_pki()}/internal-ca.d"})
+        self.assertEqual(self.get_id(lb).get("id"), "b1")
+
+
 class BulkTest(ReencryptTest):
     def test_64_mib_download_is_byte_exact_through_terminate_and_reencrypt(self):
         ng = self.nginx("b1", blobs={"blob": 64 << 20})

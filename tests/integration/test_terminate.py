@@ -152,6 +152,22 @@ class ResumptionTest(TerminateTest):
         resumed = [a.get("resumed") for a in access_lines(log)]
         self.assertEqual(resumed, (["0"] + ["1"] * 6) * 2, log)
 
+    def test_without_tickets_the_bounded_session_cache_resumes_and_size_zero_does_not(self):
+        # One worker: the session cache is per worker (tickets are what cross workers).
+        cached, _ = self.nginx_vip(workers=1, tls=public_tls(session_tickets=False))
+        uncached, _ = self.nginx_vip(workers=1, tls=public_tls(session_tickets=False, session_cache_size=0))
+        for version in ("1.2", "1.3"):  # 1.2: session IDs; 1.3: stateful tickets from the cache
+            sess = os.path.join(cached.dir, f"cache-{version}")
+            self.assertEqual(self.resume(cached.port(), version, sess).session, "New")
+            r = self.resume(cached.port(), version, sess, first=False)
+            self.assertTrue(r.reused, f"TLS {version} with the session cache: {r}")
+            sess = os.path.join(uncached.dir, f"nocache-{version}")
+            first = self.resume(uncached.port(), version, sess)
+            self.assertEqual(first.session, "New", first)
+            if os.path.exists(sess):  # TLS 1.3 without tickets or cache may give nothing to resume
+                r = self.resume(uncached.port(), version, sess, first=False)
+                self.assertFalse(r.reused, f"TLS {version} with session_cache_size = 0: {r}")
+
     def test_ticket_key_file_shares_sessions_across_instances_and_survives_rotation(self):
         d = test_pki()
         a, _ = self.nginx_vip(tls=public_tls(ticket_key_file=f"{d}/tickets-a.key"))
