@@ -210,7 +210,6 @@ void ProxyConnection::onHelloRecv(int32_t res) {
 }
 
 void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
-  worker_.loop().timers().cancel(hello_timer_);
   hello_version_ = hello.maxOfferedVersion();
   if (hello.has_sni) {
     std::string_view lower = Router::lowerSni(hello.sni, sni_);
@@ -230,18 +229,21 @@ void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
     return;
   }
   enterPool(d.pool);
-  ListenerMode mode = d.route >= 0 ? listener_->config->routes[static_cast<size_t>(d.route)].mode
-                                   : listener_->config->mode;
-  if (mode == ListenerMode::Terminate) {
-    startTermination();  // the backend is chosen once the client's handshake is done
-    return;
-  }
   const PoolConfig& pc = *pool_->config;
   if (pc.algorithm == Algorithm::Maglev) {
     std::string_view client_bytes;
     if (pc.hash_key != HashKey::Sni) client_bytes = peer().hostBytes();
     hash_ = hashKey(pc.hash_key, {sni_, sni_len_}, client_bytes);
   }
+  ListenerMode mode = d.route >= 0 ? listener_->config->routes[static_cast<size_t>(d.route)].mode
+                                   : listener_->config->mode;
+  if (mode == ListenerMode::Terminate) {
+    // The backend is chosen once the client's handshake is done; the hello deadline (from
+    // accept) keeps running until then.
+    startTermination();
+    return;
+  }
+  worker_.loop().timers().cancel(hello_timer_);
   // Session affinity: a resumption attempt goes back to the backend that issued the
   // session, if that backend is still in this pool and eligible.
   if (pool_->affinity) {
@@ -420,6 +422,7 @@ void ProxyConnection::onTimer(uint8_t kind) {
   switch (kind) {
     case kHelloTimer:
       if (state_ == State::BackendHandshake) {
+        backend_->tls_failures.fetch_add(1, std::memory_order_relaxed);
         tls_error_ = "handshake timed out";
         core::log().warn("pool {} backend {} ({}): TLS handshake not complete within {} ms; closing", pool_->name,
                          backend_->name, backend_->address.toString(), pool_->config->connect_timeout.count());

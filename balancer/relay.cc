@@ -81,7 +81,7 @@ uint32_t ProxyConnection::queueLimit() const {
 
 void ProxyConnection::armRecv(int d) {
   Direction& dir = dirs_[d];
-  if (!io_ || dir.recv_armed || dir.cancel_pending || dir.eof || dir.splice) return;
+  if (!io_ || flush_then_close_ || dir.recv_armed || dir.cancel_pending || dir.eof || dir.splice) return;
   if (dir.queue.size() >= queueLimit()) return;
   if (tlsMode() && (dir.from < 0 || tls_[d].in.size() >= queueLimit())) return;
   if (!dir.observe && !tlsMode() && (worker_.relayKind() == RelayKind::Splice || dir.want_splice)) {

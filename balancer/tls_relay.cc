@@ -13,6 +13,8 @@
 // Backpressure: a direction stops decrypting while the queue towards its destination is
 // full, and stops reading its socket once its `in` queue is full; a send completion drives
 // whatever was blocked.
+#include <arpa/inet.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -25,6 +27,18 @@
 #include "tls/server_context.h"
 
 namespace ringlb::balancer {
+namespace {
+
+bool isIpLiteral(std::string_view name) {
+  char text[INET6_ADDRSTRLEN + 1];
+  if (name.empty() || name.size() >= sizeof(text)) return false;
+  std::memcpy(text, name.data(), name.size());
+  text[name.size()] = '\0';
+  uint8_t addr[16];
+  return ::inet_pton(AF_INET, text, addr) == 1 || ::inet_pton(AF_INET6, text, addr) == 1;
+}
+
+}  // namespace
 
 bool ProxyConnection::RecordSink::writeCiphertext(const uint8_t* data, size_t len) {
   return conn->queueBytes(1 - side, data, len);
@@ -33,6 +47,9 @@ bool ProxyConnection::RecordSink::writeCiphertext(const uint8_t* data, size_t le
 // Appends to direction d's send queue, filling the newest buffer first.
 bool ProxyConnection::queueBytes(int d, const uint8_t* data, size_t len) {
   core::EventLoop& loop = worker_.loop();
+  // After our close_notify and shutdown(SHUT_WR) nothing more can reach that peer (e.g. a
+  // KeyUpdate answer): sending would fail with EPIPE and reset the other direction too.
+  if (dirs_[d].finished) return true;
   BufferQueue& queue = dirs_[d].queue;
   const uint32_t size = loop.bufferSize();
   uint32_t room = queue.empty() ? 0 : size - queue.backLen();
@@ -110,6 +127,7 @@ bool ProxyConnection::nextInput(int side) {
 
 void ProxyConnection::drive(int side) {
   TlsSide& t = tls_[side];
+  if (flush_then_close_) return;  // a failed stream: only OpenSSL's alert still goes out
   t.blocked = false;
   Step step = Step::Progress;
   while (step == Step::Progress && io_) {
@@ -119,10 +137,16 @@ void ProxyConnection::drive(int side) {
       step = drivePlaintext(side);
     }
   }
-  if (!io_) return;
+  if (!io_ || flush_then_close_) return;
   t.blocked = step == Step::Blocked;
   trySend(1 - side);  // this stream's own records: handshake flights, alerts, tickets
   trySend(side);      // plaintext passed on
+  // Blocked with no send in flight means no completion will come to retry it (the sink found
+  // no free buffer while both queues were empty): poll again on the next timer tick.
+  if (t.blocked && !dirs_[0].send_inflight && !dirs_[1].send_inflight) {
+    core::EventLoop& loop = worker_.loop();
+    loop.timers().schedule(retry_timers_[side], loop.now() + core::TimerWheel::kTick);
+  }
   armRecv(side);
 }
 
@@ -139,6 +163,14 @@ ProxyConnection::Step ProxyConnection::driveHandshake(int side) {
     case tls::TlsStatus::WantWrite:
       return Step::Blocked;
     case tls::TlsStatus::Closed:
+      if (side == 0) {
+        // The client went away mid-handshake (a probe, a client that gave up): not a failure.
+        tls_error_ = "client closed the connection during the handshake";
+        finish(EndReason::ClientClosed);
+        return Step::Stop;
+      }
+      tlsFailed(side, "handshake");
+      return Step::Stop;
     case tls::TlsStatus::Error:
       tlsFailed(side, "handshake");
       return Step::Stop;
@@ -239,7 +271,7 @@ void ProxyConnection::onTlsRecv(int d, const core::Completion& c) {
   if (!c.more()) dir.recv_armed = false;
   if (c.res <= 0 && c.hasBuffer()) loop.releaseBuffer(c.bufferId());
   if (c.res > 0 && c.hasBuffer()) {
-    if (!io_) {
+    if (!io_ || flush_then_close_) {
       loop.releaseBuffer(c.bufferId());
       return;
     }
@@ -301,7 +333,7 @@ void ProxyConnection::onHandshakeDone(int side) {
     if (info.resumed) listener_->stats.handshakes_resumed.fetch_add(1, std::memory_order_relaxed);
     // Logs and the PROXY header carry the negotiated protocol from now on.
     alpn_len_ = static_cast<uint8_t>(std::min(info.alpn.size(), sizeof(alpn_)));
-    std::memcpy(alpn_, info.alpn.data(), alpn_len_);
+    if (alpn_len_ > 0) std::memcpy(alpn_, info.alpn.data(), alpn_len_);
     state_ = State::Connecting;
     chooseAndConnect();
     return;
@@ -334,6 +366,8 @@ bool ProxyConnection::startBackendTls() {
   }
   const tls::ClientTlsConfig& config = pool_->config->tls;
   std::string_view sni = config.forward_sni ? std::string_view(sni_, sni_len_) : std::string_view(config.sni);
+  // A client's IP-literal "SNI" cannot be forwarded (RFC 6066 s3 forbids it): send none.
+  if (config.forward_sni && isIpLiteral(sni)) sni = {};
   const std::string& tls_name = pool_->config->backends[backend_->index].tls_name;
   std::string ip = backend_->address.hostString();
   std::string_view verify_name =

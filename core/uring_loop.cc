@@ -1,5 +1,7 @@
 #include "core/uring_loop.h"
 
+#include <algorithm>
+
 #include <cassert>
 #include <cerrno>
 
@@ -11,7 +13,10 @@ uint16_t Completion::bufferId() const { return static_cast<uint16_t>(flags >> IO
 
 bool UringLoop::init(const UringLoopOptions& options, const UringFeatures& features, std::string* error) {
   if (!ring_.init(options.entries, features, error)) return false;
-  if (!buffers_.init(ring_.raw(), kBufferGroup, options.buffer_count, options.buffer_size, options.buffer_depth, error))
+  // Post at most half the buffers: the rest is the reserve acquireBuffer() draws from (TLS
+  // records), so a small ring cannot leave terminated connections without any.
+  uint32_t depth = std::max<uint32_t>(1, std::min(options.buffer_depth, options.buffer_count / 2));
+  if (!buffers_.init(ring_.raw(), kBufferGroup, options.buffer_count, options.buffer_size, depth, error))
     return false;
   now_ = Clock::now();
   timers_ = std::make_unique<TimerWheel>(now_);

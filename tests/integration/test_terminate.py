@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import (RINGLB, IntegrationTest, RawBackend, TlsClient, access_lines, accepted_ciphers, client_hello,
@@ -323,6 +324,55 @@ class HostileClientTest(TerminateTest):
         ends = [a.get("end") for a in access_lines(log)]
         self.assertEqual(ends[0], "handshake_failed", log)
         self.assertIn("tls_error", access_lines(log)[0], log)
+
+    def test_a_client_silent_after_its_hello_is_closed_at_the_hello_deadline(self):
+        # Regression: the deadline was cancelled once the hello was parsed, so a terminated
+        # client that never finished its handshake held its slot forever.
+        lb, _ = self.nginx_vip(listener={"client_hello_timeout": "1s"})
+        s = socket.create_connection(("127.0.0.1", lb.port()), timeout=10)
+        s.sendall(client_hello("www.example.test"))
+        start = time.monotonic()
+        got = b""
+        while True:  # the server flight, then EOF when ringlb gives up on us
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+        elapsed = time.monotonic() - start
+        s.close()
+        self.assertTrue(got.startswith(b"\x16\x03"), got[:16])  # it did answer the hello
+        self.assertLess(elapsed, 5.0)
+        self.assertGreater(elapsed, 0.5)
+        log = self.stop_ringlb(lb)
+        self.assertEqual([a.get("end") for a in access_lines(log)], ["hello_timeout"], log)
+        self.assertIn("TLS handshake with client", log)
+
+    def test_small_buffer_ring_still_serves_terminated_connections(self):
+        # Regression: with buffers_per_worker at the kernel posting depth no buffer was left
+        # for TLS records and every terminated handshake hung.
+        lb, _ = self.nginx_vip(global_keys={"buffers_per_worker": 64}, workers=1)
+        for _ in range(3):
+            self.assert_served(s_client_tls(lb.port(), sni="www.example.test", ca="public-ca", request="/id"))
+
+
+class MaglevTerminateTest(TerminateTest):
+    def test_maglev_spreads_terminated_connections_by_sni(self):
+        # Regression: the hash was computed after the terminate branch, so every terminated
+        # connection hashed to 0 and went to one backend.
+        nginxes = [self.nginx(f"b{i}") for i in range(3)]
+        pool = pool_toml("p", [(f"b{i}", ng.address, "backend-1.internal.test") for i, ng in enumerate(nginxes)],
+                         tls=internal_tls(), algorithm="maglev", hash_key="sni")
+        lb = self.ringlb(terminate_config(pool), workers=1)
+        seen = {}
+        for i in range(12):
+            name = f"host{i}.apps.example.test"
+            reply = tls_get(lb.port(), sni=name)
+            backend = parse_id(http_body(reply)[1].decode()).get("id")
+            self.assertIsNotNone(backend, reply)
+            self.assertEqual(parse_id(http_body(tls_get(lb.port(), sni=name))[1].decode()).get("id"), backend,
+                             f"{name} moved between backends")
+            seen[name] = backend
+        self.assertGreaterEqual(len(set(seen.values())), 2, seen)
 
 
 if __name__ == "__main__":
