@@ -1,4 +1,5 @@
 #include "balancer/config.h"
+#include "config_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -12,27 +13,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Parsed {
-  std::optional<Config> config;
-  std::vector<std::string> errors;
-};
-
-Parsed parse(std::string_view text) {
-  Parsed out;
-  out.config = parseConfig(text, "t.toml", out.errors);
-  return out;
-}
-
-::testing::AssertionResult contains(const std::string& text, std::string_view part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\"\n  does not contain\n\"" << part << "\"";
-}
-
-std::string joined(const std::vector<std::string>& errors) {
-  std::string out;
-  for (const auto& error : errors) out += error + "\n";
-  return out;
-}
+using testing::contains;
+using testing::joined;
+using testing::parse;
+using testing::Parsed;
 
 // A valid config; tests append to its last table ([[pool.backend]], line 10).
 constexpr std::string_view kMinimal = R"([[listener]]

@@ -5,28 +5,18 @@
 #include <vector>
 
 #include "balancer/config.h"
+#include "config_test_util.h"
 
 namespace ringlb::balancer {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Parsed {
-  std::optional<Config> config;
-  std::vector<std::string> errors;
-};
+using testing::joined;
+using testing::Parsed;
 
-Parsed parse(std::string_view text) {
-  Parsed out;
-  out.config = parseConfig(text, "/etc/ringlb/t.toml", out.errors);
-  return out;
-}
-
-std::string joined(const std::vector<std::string>& errors) {
-  std::string out;
-  for (const auto& error : errors) out += error + "\n";
-  return out;
-}
+// Under /etc/ringlb, so relative certificate paths have a directory to resolve against.
+Parsed parse(std::string_view text) { return testing::parse(text, "/etc/ringlb/t.toml"); }
 
 // A terminating listener with one certificate, routing to pool "api"; tests append keys to
 // [[pool.backend]] (the last table) or add tables.
@@ -279,11 +269,6 @@ TEST(ConfigTlsTest, UserAndGroupAreRead) {
   EXPECT_EQ(parsed.config->global.group, "ssl-cert");
 }
 
-}  // namespace
-}  // namespace ringlb::balancer
-
-namespace ringlb::balancer {
-namespace {
 
 // conf/public-vip.toml is documentation: it must always validate (its files are read when
 // the runtime is built; the integration tests do that with the test PKI).
