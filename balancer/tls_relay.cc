@@ -204,11 +204,7 @@ ProxyConnection::Step ProxyConnection::readPlain(int side) {
   core::EventLoop& loop = worker_.loop();
   nextInput(side);
   int32_t id = loop.acquireBuffer();
-  if (id < 0) {
-    // Every buffer is in use: try again shortly, as sends complete and release some.
-    loop.timers().schedule(retry_timers_[side], loop.now() + core::TimerWheel::kTick);
-    return Step::Blocked;
-  }
+  if (id < 0) return Step::Blocked;  // every buffer in use: drive() arranges the retry
   auto buffer = static_cast<uint16_t>(id);
   size_t n = 0;
   tls::TlsStatus status = t.stream.read(loop.buffer(buffer).data(), loop.bufferSize(), n);
