@@ -27,6 +27,19 @@ def rss_kib(pid, field="Rss:"):
     return 0
 
 
+def established_to(port):
+    """TCP connections in ESTABLISHED state to 127.0.0.1:port (from /proc/net/tcp)."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local_port = int(fields[1].split(":")[1], 16)
+            if local_port == port and fields[3] == "01":
+                count += 1
+    return count
+
+
 def start_haproxy(pki, backend_port, connections):
     """HAProxy 2.6 terminating with the same certificate and verifying the same backend."""
     import harness
@@ -73,7 +86,8 @@ def main():
     os.environ["RINGLB_BIN"] = os.path.abspath(args.bin)
     import harness
     pki = harness.test_pki()
-    backend = harness.NginxTls("idle", cert="backend-1", extra_server="keepalive_timeout 600s;")
+    backend = harness.NginxTls("idle", cert="backend-1", extra_server="keepalive_timeout 600s;",
+                               worker_connections=2 * args.connections + 100)
     config = f"""
 [global]
 workers = 1
@@ -116,7 +130,11 @@ address = "127.0.0.1:{backend.port}"
         for _ in range(args.connections):
             s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="www.example.test")
             conns.append(s)
-        time.sleep(1.0)  # let ringlb finish the backend handshakes
+        # Every client connection must have its backend connection, or the number below would
+        # count half-built ones: wait until the backend holds them all.
+        harness.wait_for(lambda: established_to(backend.port) >= args.connections, timeout=30,
+                         what=f"{args.connections} connections established at the backend")
+        time.sleep(0.5)
         after, anon_after = rss_kib(lb.proc.pid), rss_kib(lb.proc.pid, "Anonymous:")
         n = args.connections
         print(f"{'haproxy' if args.haproxy else 'ringlb'}: TLS {args.tls}, {n} idle terminated+re-encrypted connections:")

@@ -460,7 +460,8 @@ class NginxTls(Process):
     def __init__(self, name, cert="backend-1", key=None, verify_client="off", client_ca=None, crl=None,
                  proxy_protocol=False, http2=False, protocols="TLSv1.2 TLSv1.3", ciphers=None,
                  session_cache=True, session_tickets=True, blobs=None, host="127.0.0.1", extra_server="",
-                 start_attempts=5):
+                 start_attempts=5, worker_connections=1024):
+        self.worker_connections = worker_connections
         self.id_name = name
         self.host = host
         self.dir = tempfile.mkdtemp(prefix=f"ringlb-nginx-{name}-")
@@ -509,7 +510,8 @@ daemon off;
 master_process off;
 pid {d}/nginx.pid;
 error_log {self.error_log_path} info;
-events {{ worker_connections 1024; }}
+worker_rlimit_nofile {self.worker_connections * 2 + 64};
+events {{ worker_connections {self.worker_connections}; }}
 http {{
   client_body_temp_path {d}/tmp/body;
   proxy_temp_path {d}/tmp/proxy;
