@@ -166,6 +166,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     bool in_set = false;         // the stream's input is in.front() from in_off
     bool close_sent = false;
     bool blocked = false;        // stopped for buffers or backpressure, not for input
+    bool eof_fed = false;        // the stream was told the transport reached EOF
   };
   enum class Step : uint8_t { Progress, NeedInput, Blocked, Stop };
 

@@ -105,7 +105,9 @@ bool ProxyConnection::startTermination() {
 }
 
 // Points `side`'s stream at its next unread input; releases what it has consumed. False if
-// nothing is left to read.
+// nothing is left to read. The transport's EOF reaches the stream only once every buffer
+// received before it has been read: telling OpenSSL earlier would end the stream while
+// queued records were still unread (a truncated transfer that looked clean).
 bool ProxyConnection::nextInput(int side) {
   TlsSide& t = tls_[side];
   if (t.stream.inputLeft() > 0) return true;
@@ -119,7 +121,12 @@ bool ProxyConnection::nextInput(int side) {
     worker_.loop().releaseBuffer(t.in.frontId());
     t.in.pop();
   }
-  if (t.in.empty()) return false;
+  if (t.in.empty()) {
+    if (!dirs_[side].eof || t.eof_fed) return false;
+    t.eof_fed = true;
+    t.stream.setInputEof();
+    return true;  // once more: OpenSSL now reports the end (close_notify or not)
+  }
   t.stream.setInput(worker_.loop().buffer(t.in.frontId()).data(), t.in.frontLen());
   t.in_set = true;
   return true;
@@ -279,8 +286,7 @@ void ProxyConnection::onTlsRecv(int d, const core::Completion& c) {
     return;
   }
   if (c.res == 0) {
-    dir.eof = true;
-    if (sideIsTls(d)) tls_[d].stream.setInputEof();
+    dir.eof = true;  // passed to the stream by nextInput(), after what is still queued
     if (io_) drive(d);
     return;
   }
@@ -460,7 +466,7 @@ void ProxyConnection::releaseTls() {
       t.in.pop();
     }
     t.stream.reset();
-    t.feeding_hello = t.in_set = t.close_sent = t.blocked = false;
+    t.feeding_hello = t.in_set = t.close_sent = t.blocked = t.eof_fed = false;
     Direction& dir = dirs_[side];
     if (dir.plain_id >= 0) loop.releaseBuffer(static_cast<uint16_t>(dir.plain_id));
     dir.plain_id = -1;

@@ -2,10 +2,14 @@
 backend session reuse, bulk transfers both ways, client-certificate facts in the PROXY v2 header.
 Real ringlb, nginx backends (what they saw: /id and their access logs), Python recorders."""
 import hashlib
+import json
 import os
 import re
+import socket
 import ssl
 import subprocess
+import threading
+import time
 import tempfile
 import unittest
 
@@ -201,6 +205,96 @@ class BulkTest(ReencryptTest):
     def test_16_mib_upload_then_close_notify_reaches_the_backend_as_eof(self):
         sent, got, _ = self.upload("digest_on_eof", 16 << 20, close_notify=True)
         self.assertEqual(got.decode(errors="replace"), f"{sent} {16 << 20}\n")
+
+    def test_burst_then_close_notify_reaches_a_slow_client_whole(self):
+        # A fast backend ends its response with close_notify and FIN while a slow client keeps
+        # ringlb's queues full: every byte must still arrive, then ringlb's own close_notify.
+        size = 24 << 20
+        payload = hashlib.sha256(b"seed").digest() * (size // 32)
+        backend = BurstTlsBackend(payload)
+        self.addCleanup(backend.stop)
+        pool = pool_toml("p", [("burst", backend.address, "backend-1.internal.test")], tls=internal_tls())
+        lb = self.ringlb(terminate_config(pool), workers=1)
+        ctx = ssl.create_default_context(cafile=f"{test_pki()}/public-ca.pem")
+        got = bytearray()
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", lb.port()), timeout=30),
+                             server_hostname=SNI) as c:
+            while True:  # ends at ringlb's close_notify (or EOF)
+                try:
+                    chunk = c.recv(1 << 14)
+                except ssl.SSLEOFError:
+                    break
+                if not chunk:
+                    break
+                got += chunk
+                time.sleep(0.001)  # a slow reader: ringlb queues, and the backend's FIN comes early
+        self.assertEqual(len(got), size)
+        self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(payload).hexdigest())
+        log = self.stop_ringlb(lb)
+        self.assertEqual([a.get("end") for a in access_lines(log)], ["done"], log)
+
+
+    @unittest.skipUnless(os.environ.get("E2E_SINK_BIN") and os.environ.get("E2E_TLS_LOADGEN_BIN"),
+                         "needs the bench's e2e_sink and e2e_tls_loadgen (built with RINGLB_BUILD_BENCH)")
+    def test_downloads_ending_in_close_notify_arrive_whole_under_load(self):
+        # Regression (found by the benchmark): the backend's EOF was handed to its TLS stream
+        # while records received before it still waited in the input queue, so the stream ended
+        # early and the tail of the download was lost while the log said end=done. A C TLS sink
+        # sends 64 MiB per connection then close_notify and FIN; 4 concurrent downloads keep
+        # ringlb busy, so the FIN arrives in the same completion batch as unread records.
+        # Before the fix: 27 of 27 downloads short.
+        d = test_pki()
+        ready = os.path.join(tempfile.mkdtemp(prefix="ringlb-sink-"), "ready")
+        sink = self.start(Process([os.environ["E2E_SINK_BIN"], "--listen", "127.0.0.1:0", "--ready-file", ready,
+                                   "--tls-cert", f"{d}/backend-1.pem", "--tls-key", f"{d}/backend-1.key"], name="sink"))
+        def read_ready():
+            if not os.path.exists(ready):
+                return ""
+            with open(ready) as f:
+                return f.read().strip()
+        address = wait_for(read_ready, what="e2e_sink ready").split()[-1]
+        pool = pool_toml("p", [("sink", address, "backend-1.internal.test")], tls=internal_tls())
+        lb = self.ringlb(terminate_config(pool), workers=1)
+        r = subprocess.run([os.environ["E2E_TLS_LOADGEN_BIN"], "bulk", "--target", f"127.0.0.1:{lb.port()}",
+                            "--concurrency", "4", "--direction", "down", "--bytes-per-conn", "64M", "--duration", "3",
+                            "--sni", SNI], capture_output=True, timeout=60)
+        result = json.loads(r.stdout.decode().strip().splitlines()[-1])
+        self.assertGreaterEqual(result["completed"], 4, result)
+        self.assertEqual(result["errors"], 0, result)  # "short": a download cut before its last byte
+        self.assertTrue(sink.alive())
+
+
+class BurstTlsBackend:
+    """A TLS backend (backend-1 certificate) that, on each connection, sends `payload` at
+    once, then close_notify, then closes: a fast server ending a response with EOF."""
+
+    def __init__(self, payload):
+        d = test_pki()
+        self.payload = payload
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(f"{d}/backend-1.pem", f"{d}/backend-1.key")
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                with self.ctx.wrap_socket(raw, server_side=True) as tls:
+                    tls.sendall(self.payload)
+                    tls.unwrap()  # close_notify; then the socket closes
+            except (OSError, ssl.SSLError):
+                pass
+
+    def stop(self):
+        self.sock.close()
 
 
 class ProxyTlvTest(ReencryptTest):
