@@ -1,5 +1,6 @@
-// OpenSSL helpers shared by e2e_tls_loadgen and e2e_sink's TLS mode: owning pointers,
-// context set-up and one-line error text. Header-only; benchmark tools, not part of ringlb.
+// OpenSSL helpers shared by e2e_tls_loadgen, e2e_sink's TLS mode and e2e_loadgen (which
+// only builds its ClientHello with OpenSSL): owning pointers, context set-up and one-line
+// error text. Header-only; benchmark tools, not part of ringlb.
 //
 // Unlike ringlb itself, these tools let OpenSSL read and write the socket (SSL_set_fd): they
 // only have to be correct and cheap on their own core, not a model of the data path.
