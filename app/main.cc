@@ -224,6 +224,14 @@ int run(const Args& args) {
     }
     core::log().info("running as user {} (uid {}), group {}", global.user.empty() ? "-" : global.user, ::getuid(),
                      ::getgid());
+    // The workers create their rings as this user: what root could use (e.g. with
+    // kernel.io_uring_disabled = 1, only privileged processes) may be refused now.
+    features = core::probeUring();
+    if (std::string missing = features.missingEssentials(); !missing.empty()) {
+      core::log().critical("cannot run as user {}: {}", global.user, missing);
+      core::shutdownLogging();
+      return 1;
+    }
   }
   std::vector<std::unique_ptr<balancer::Worker>> pool;
   for (unsigned w = 0; w < workers; ++w) {
