@@ -71,7 +71,11 @@ backend p
             return True
         except OSError:
             return False
-    harness.wait_for(listening, what="haproxy listening")
+    try:
+        harness.wait_for(listening, what="haproxy listening")
+    except AssertionError:
+        proc.stop()  # do not leave it running when it never came up
+        raise
     proc.listen_port = port
     return proc
 
