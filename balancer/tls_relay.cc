@@ -13,8 +13,6 @@
 // Backpressure: a direction stops decrypting while the queue towards its destination is
 // full, and stops reading its socket once its `in` queue is full; a send completion drives
 // whatever was blocked.
-#include <arpa/inet.h>
-
 #include <cerrno>
 #include <cstring>
 
@@ -27,18 +25,6 @@
 #include "tls/server_context.h"
 
 namespace ringlb::balancer {
-namespace {
-
-bool isIpLiteral(std::string_view name) {
-  char text[INET6_ADDRSTRLEN + 1];
-  if (name.empty() || name.size() >= sizeof(text)) return false;
-  std::memcpy(text, name.data(), name.size());
-  text[name.size()] = '\0';
-  uint8_t addr[16];
-  return ::inet_pton(AF_INET, text, addr) == 1 || ::inet_pton(AF_INET6, text, addr) == 1;
-}
-
-}  // namespace
 
 bool ProxyConnection::RecordSink::writeCiphertext(const uint8_t* data, size_t len) {
   return conn->queueBytes(1 - side, data, len);
@@ -369,7 +355,7 @@ bool ProxyConnection::startBackendTls() {
   const tls::ClientTlsConfig& config = pool_->config->tls;
   std::string_view sni = config.forward_sni ? std::string_view(sni_, sni_len_) : std::string_view(config.sni);
   // A client's IP-literal "SNI" cannot be forwarded (RFC 6066 s3 forbids it): send none.
-  if (config.forward_sni && isIpLiteral(sni)) sni = {};
+  if (config.forward_sni && core::isIpLiteral(sni)) sni = {};
   const std::string& tls_name = pool_->config->backends[backend_->index].tls_name;
   std::string ip = backend_->address.hostString();
   std::string_view verify_name =

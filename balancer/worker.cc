@@ -107,7 +107,7 @@ bool Worker::initTls() {
 }
 
 tls::BackendSessionSlot* Worker::backendSession(uint32_t pool, uint32_t backend) {
-  if (!runtime_.pools[pool].config->tls.session_reuse || backend_sessions_[pool].empty()) return nullptr;
+  if (backend_sessions_[pool].empty()) return nullptr;  // ClientContext honours session_reuse
   return &backend_sessions_[pool][backend];
 }
 

@@ -117,6 +117,15 @@ std::string SocketAddress::toString() const {
   }
 }
 
+bool isIpLiteral(std::string_view text) {
+  char buf[INET6_ADDRSTRLEN + 1];
+  if (text.empty() || text.size() >= sizeof(buf)) return false;
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  unsigned char addr[16];
+  return inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1;
+}
+
 std::string SocketAddress::hostString() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (family() == AF_INET) {

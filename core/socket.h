@@ -43,6 +43,10 @@ class SocketAddress {
   socklen_t len_ = 0;
 };
 
+// True if `text` is an IPv4 or IPv6 address literal ("192.0.2.1", "2001:db8::1"), e.g. to
+// tell a host name from an address (RFC 6066 s3: SNI never carries an address).
+bool isIpLiteral(std::string_view text);
+
 // A bound, listening socket: SO_REUSEADDR, SO_REUSEPORT (one listener per worker), IPV6_V6ONLY
 // for IPv6 so v4 and v6 binds are independent, non-blocking, close-on-exec.
 // On failure returns an invalid fd and sets *error to "bind 1.2.3.4:443: Address in use".

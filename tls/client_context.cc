@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/privileges.h"
+#include "core/socket.h"
 #include "tls/pem_files.h"
 #include "tls/policy.h"
 
@@ -40,11 +41,6 @@ bool toCString(std::string_view s, char (&buf)[256]) {
   std::memcpy(buf, s.data(), s.size());
   buf[s.size()] = '\0';
   return true;
-}
-
-bool isIpLiteral(const char* s) {
-  unsigned char addr[16];
-  return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
 }
 
 std::string subjectAltNames(X509* cert) {
@@ -306,7 +302,7 @@ SslPtr ClientContext::newSsl(std::string_view sni, std::string_view verify_name,
     fail(error, "sni \"" + std::string(sni) + "\": too long or contains NUL");
     return nullptr;
   }
-  if (!sni.empty() && isIpLiteral(sni_buf)) {
+  if (!sni.empty() && core::isIpLiteral(sni_buf)) {
     fail(error, "sni \"" + std::string(sni) + "\": an IP address is not allowed in SNI (RFC 6066 s3)");
     return nullptr;
   }
@@ -327,7 +323,7 @@ SslPtr ClientContext::newSsl(std::string_view sni, std::string_view verify_name,
   if (verify_) {
     // SSL_set1_host(3) for DNS names; an IP literal must match an iPAddress SAN instead
     // (RFC 6125 s6.2.1 leaves IPs out; X509_VERIFY_PARAM_set1_ip_asc(3) does that check).
-    const bool ip = isIpLiteral(name_buf);
+    const bool ip = core::isIpLiteral(name_buf);
     const int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), name_buf)
                       : SSL_set1_host(ssl.get(), name_buf);
     if (ok != 1) {
