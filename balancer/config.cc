@@ -42,12 +42,12 @@ constexpr Named<ProxyProtocol> kProxyProtocols[] = {{"none", ProxyProtocol::None
 constexpr Named<RelayKind> kRelays[] = {
     {"auto", RelayKind::Auto}, {"buffers", RelayKind::Buffers}, {"splice", RelayKind::Splice}};
 
-constexpr std::string_view kTopKeys[] = {"global", "listener", "pool"};
+constexpr std::string_view kTopKeys[] = {"global", "admin", "listener", "pool"};
 constexpr std::string_view kGlobalKeys[] = {
     "workers",        "max_connections", "log_level",          "log_file",
     "access_log",     "access_log_file", "drain_timeout",      "relay",
     "buffer_size",    "buffers_per_worker", "max_queued_per_direction", "user",
-    "group"};
+    "group",          "access_log_format", "runtime_socket", "runtime_socket_mode"};
 constexpr std::string_view kListenerKeys[] = {
     "name",         "bind",       "mode",       "max_connections", "backlog",
     "client_hello_timeout", "client_hello_max", "route", "default_pool", "on_no_sni",
@@ -56,8 +56,11 @@ constexpr std::string_view kRouteKeys[] = {"sni", "alpn", "pool", "mode"};
 constexpr std::string_view kPoolKeys[] = {
     "name",         "algorithm",      "hash_key",       "maglev_table_size",
     "connect_timeout", "retries",     "idle_timeout",   "proxy_protocol",
-    "affinity",     "affinity_max_entries", "affinity_ttl", "backend", "tls"};
-constexpr std::string_view kBackendKeys[] = {"name", "address", "weight", "tls_name"};
+    "affinity",     "affinity_max_entries", "affinity_ttl", "backend", "tls",
+    "health",       "eject_after",    "eject_for",      "eject_max",      "slow_start"};
+constexpr std::string_view kBackendKeys[] = {"name", "address", "weight", "tls_name", "backup"};
+constexpr Named<AccessLogFormat> kAccessLogFormats[] = {{"text", AccessLogFormat::Text},
+                                                        {"json", AccessLogFormat::Json}};
 
 bool isPrime(uint32_t n) {
   if (n < 2) return false;
@@ -400,6 +403,8 @@ void Validator::parseGlobal(const toml::table& root, GlobalConfig& out) {
   readUint(s, "max_queued_per_direction", out.max_queued_per_direction, 1, 1024);
   readString(s, "user", out.user);
   readString(s, "group", out.group);
+  readEnum(s, "access_log_format", out.access_log_format, kAccessLogFormats);
+  parseRuntimeSocket(s, out);
 }
 
 void Validator::parseListener(const toml::table& table, size_t index, ListenerConfig& out) {
@@ -521,6 +526,8 @@ void Validator::parsePool(const toml::table& table, size_t index, PoolConfig& ou
   readUint(s, "affinity_max_entries", out.affinity_max_entries, 1, 1u << 24);
   readDuration(s, "affinity_ttl", out.affinity_ttl);
   parsePoolTls(s, out);
+  parseHealth(s, out);
+  parseLifecycle(s, out);
 
   std::map<std::string, std::string> names;
   std::map<std::string, std::string> addresses;
@@ -538,6 +545,10 @@ void Validator::parsePool(const toml::table& table, size_t index, PoolConfig& ou
                          [](const BackendConfig& b) { return b.weight == 0; })) {
     fail(table.source(), "every backend in " + label + " has weight 0",
          "at least one backend with weight 1..256");
+  } else if (!out.backends.empty() &&
+             std::all_of(out.backends.begin(), out.backends.end(), [](const BackendConfig& b) { return b.backup; })) {
+    fail(table.source(), "every backend in " + label + " is a backup",
+         "at least one primary backend (backup = false)");
   }
   checkPoolAlgorithm(s, out);
 }
@@ -551,6 +562,7 @@ void Validator::parseBackend(const toml::table& table, size_t index, const PoolC
   Section s{table, label};
   checkKeys(s, kBackendKeys);
   readUint(s, "weight", out.weight, 0, 256);
+  readBool(s, "backup", out.backup);
   if (const toml::node* node = readString(s, "tls_name", out.tls_name); node && !pool.tls.enabled) {
     fail(node->source(), "tls_name in " + label + " has no effect: the pool has no [pool.tls]",
          "a [pool.tls] table in the pool, or no tls_name");
@@ -621,6 +633,7 @@ std::optional<Config> Validator::run(std::string_view text, std::vector<std::str
     Section top{root, "the top-level table"};
     checkKeys(top, kTopKeys);
     parseGlobal(root, config.global);
+    parseAdmin(root, config.admin);
     auto listeners = readTables(top, "listener", "[[listener]]");
     for (size_t i = 0; i < listeners.size(); ++i) {
       parseListener(*listeners[i], i, config.listeners.emplace_back());

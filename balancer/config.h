@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "health/check_config.h"
 #include "tls/tls_config.h"
 
 namespace ringlb::balancer {
@@ -29,6 +30,7 @@ enum class Algorithm : uint8_t { RoundRobin, LeastConn, PowerOfTwo, Maglev };
 enum class HashKey : uint8_t { Sni, ClientIp, SniAndClientIp };
 enum class ProxyProtocol : uint8_t { None, V2 };
 enum class RelayKind : uint8_t { Auto, Buffers, Splice };
+enum class AccessLogFormat : uint8_t { Text, Json };
 
 // A parsed address: "127.0.0.1:443", "[::1]:443", "unix:/run/x.sock" (see core/socket.h).
 struct AddressSpec {
@@ -43,6 +45,7 @@ struct GlobalConfig {
   std::string log_file;                 // empty = stderr
   bool access_log = true;
   std::string access_log_file;          // empty = same sink as the main log
+  AccessLogFormat access_log_format = AccessLogFormat::Text;  // "text" (key=value) or "json" (one object per line)
   Millis drain_timeout{10000};          // on SIGTERM/SIGINT: how long live connections may finish
   // Auto: each direction starts on the provided-buffer relay (cheapest per connection) and
   // moves to splice once it has carried kAutoSpliceBytes (cheapest per byte); see
@@ -57,6 +60,16 @@ struct GlobalConfig {
   // Privilege separation: after listeners are bound and keys read, switch to this user/group.
   std::string user;                     // "" = keep the current user
   std::string group;                    // "" = the user's primary group
+  // The runtime API (a subset of HAProxy's, see balancer/runtime_api.h) on a unix socket.
+  std::string runtime_socket;           // "" = none
+  uint32_t runtime_socket_mode = 0600;  // permission bits of the socket file
+  std::string runtime_socket_where;
+};
+
+// The admin listener: Prometheus metrics (/metrics) and a plain status page (/).
+struct AdminConfig {
+  bool enabled = false;
+  AddressSpec bind;
 };
 
 inline constexpr uint64_t kAutoSpliceBytes = 256 * 1024;
@@ -96,6 +109,7 @@ struct BackendConfig {
   AddressSpec address;
   uint32_t weight = 1;                  // 0 = never chosen (but kept, e.g. for affinity)
   std::string tls_name;                 // overrides the pool's tls.verify_name for this backend
+  bool backup = false;                  // used only while no primary backend accepts connections
   std::string where;
 };
 
@@ -113,6 +127,9 @@ struct PoolConfig {
   Millis affinity_ttl{300000};
   tls::ClientTlsConfig tls;             // enabled = re-encrypt to the backends ([pool.tls])
   std::string tls_where;                // "file:line:col" of [pool.tls]
+  health::CheckConfig health;           // [pool.health]; type None = no active checks
+  std::string health_where;             // "file:line:col" of [pool.health] (or of [pool.health.tls])
+  health::LifecycleConfig lifecycle;    // eject_after, eject_for, eject_max, slow_start
   std::vector<BackendConfig> backends;
   std::string where;
 };
@@ -120,6 +137,7 @@ struct PoolConfig {
 struct Config {
   std::string path;
   GlobalConfig global;
+  AdminConfig admin;
   std::vector<ListenerConfig> listeners;
   std::vector<PoolConfig> pools;
 

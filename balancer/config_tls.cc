@@ -217,29 +217,32 @@ void Validator::checkListenerModes(const Section& listener, const ListenerConfig
 void Validator::parsePoolTls(const Section& pool, PoolConfig& out) {
   const toml::table* table = readTable(pool, "tls", "[pool.tls]");
   if (!table) return;
-  tls::ClientTlsConfig& tls = out.tls;
-  tls.enabled = true;
   out.tls_where = at(table->source());
-  Section s{*table, "[pool.tls] of " + pool.label};
+  parseClientTls(Section{*table, "[pool.tls] of " + pool.label}, out.tls);
+}
+
+// [pool.tls], and [pool.health.tls] for a check that speaks TLS to a pool that does not.
+void Validator::parseClientTls(const Section& s, tls::ClientTlsConfig& tls) {
+  tls.enabled = true;
   checkKeys(s, concat(kClientTlsKeys, kPolicyKeys));
   readPath(s, "ca_file", tls.ca_file);
   readPath(s, "ca_dir", tls.ca_dir);
   readBool(s, "verify", tls.verify);
   if (tls.verify && tls.ca_file.empty() && tls.ca_dir.empty()) {
-    fail(table->source(), s.label + " verifies backends but names no CA",
+    fail(s.table.source(), s.label + " verifies backends but names no CA",
          "ca_file or ca_dir (the internal CA), or verify = false");
   }
   readString(s, "verify_name", tls.verify_name);
   readString(s, "sni", tls.sni);
   readBool(s, "forward_sni", tls.forward_sni);
   if (tls.forward_sni && !tls.sni.empty()) {
-    fail(table->get("sni")->source(), "both sni and forward_sni = true in " + s.label,
+    fail(s.table.get("sni")->source(), "both sni and forward_sni = true in " + s.label,
          "a fixed sni or forward_sni, not both");
   }
   readPath(s, "client_certificate", tls.client_certificate);
   readPath(s, "client_key", tls.client_key);
   if (!tls.client_key.empty() && tls.client_certificate.empty()) {
-    fail(table->get("client_key")->source(), "client_key without client_certificate in " + s.label,
+    fail(s.table.get("client_key")->source(), "client_key without client_certificate in " + s.label,
          "client_certificate (the chain) with its key");
   }
   parsePolicy(s, tls.policy);

@@ -115,6 +115,14 @@ class Validator {
   void parseAcceptProxy(const Section& listener, ListenerConfig& out);
   void checkListenerModes(const Section& listener, const ListenerConfig& out);
   void parsePoolTls(const Section& pool, PoolConfig& out);
+  void parseClientTls(const Section& s, tls::ClientTlsConfig& tls);
+
+  // config_health.cc
+  void parseAdmin(const toml::table& root, AdminConfig& out);
+  void parseRuntimeSocket(const Section& global, GlobalConfig& out);
+  void parseLifecycle(const Section& pool, PoolConfig& out);
+  void parseHealth(const Section& pool, PoolConfig& out);
+  void parseHttpCheck(const Section& s, health::HttpCheckConfig& out);
   std::string absolutePath(std::string_view path) const;
 
   const std::string& path_;

@@ -22,15 +22,18 @@ namespace {
 constexpr uint8_t kAlertUnrecognizedName = 112;
 constexpr uint8_t kAlertDecodeError = 50;
 constexpr uint8_t kAlertHandshakeFailure = 40;
-constexpr uint8_t kAlertRecords[3][7] = {
+constexpr uint8_t kAlertInternalError = 80;
+constexpr uint8_t kAlertRecords[4][7] = {
     {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, kAlertUnrecognizedName},
     {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, kAlertDecodeError},
     {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, kAlertHandshakeFailure},
+    {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, kAlertInternalError},
 };
 const uint8_t* alertRecord(uint8_t alert) {
   switch (alert) {
     case kAlertUnrecognizedName: return kAlertRecords[0];
     case kAlertDecodeError: return kAlertRecords[1];
+    case kAlertInternalError: return kAlertRecords[3];
     default: return kAlertRecords[2];
   }
 }
@@ -193,6 +196,7 @@ void ProxyConnection::onHelloRecv(int32_t res) {
       RouteDecision d = listener_->router.routeNotTls();
       if (d.kind == RouteDecision::Kind::Pool) {
         worker_.loop().timers().cancel(hello_timer_);
+        listener_->routeStats(d.route).connections.fetch_add(1, std::memory_order_relaxed);
         enterPool(d.pool);
         chooseAndConnect();
         return;
@@ -228,6 +232,7 @@ void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
     refuse(EndReason::NoRoute, d.kind == RouteDecision::Kind::Alert ? kAlertUnrecognizedName : 0);
     return;
   }
+  listener_->routeStats(d.route).connections.fetch_add(1, std::memory_order_relaxed);
   enterPool(d.pool);
   const PoolConfig& pc = *pool_->config;
   if (pc.algorithm == Algorithm::Maglev) {
@@ -239,7 +244,14 @@ void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
                                    : listener_->config->mode;
   if (mode == ListenerMode::Terminate) {
     // The backend is chosen once the client's handshake is done; the hello deadline (from
-    // accept) keeps running until then.
+    // accept) keeps running until then. With no backend to go to, refuse before spending a
+    // handshake on it.
+    if (!pool_->hasEligible(worker_.loop().now())) {
+      listener_->stats.backend_failures.fetch_add(1, std::memory_order_relaxed);
+      worker_.loop().timers().cancel(hello_timer_);
+      noBackend();
+      return;
+    }
     startTermination();
     return;
   }
@@ -252,7 +264,7 @@ void ProxyConnection::onHelloComplete(const tls::ClientHelloInfo& hello) {
       hit = pool_->affinity->lookup(AffinityTable::ticketKey(tls::ticketDigest(hello.session_ticket)));
     }
     if (!hit && !hello.session_id.empty()) hit = pool_->affinity->lookup(AffinityTable::sessionIdKey(hello.session_id));
-    if (hit && *hit < pool_->backends.size() && pool_->backends[*hit]->eligible()) {
+    if (hit && *hit < pool_->backends.size() && pool_->backends[*hit]->eligible(worker_.loop().now())) {
       backend_ = pool_->backends[*hit].get();
     }
   }
@@ -280,26 +292,56 @@ void ProxyConnection::enterPool(uint32_t pool) {
 }
 
 void ProxyConnection::chooseAndConnect() {
-  uint32_t index = worker_.selector(pool_->index).pick({hash_, {tried_, tried_count_}});
+  bool backup = false;
+  PickRequest request{hash_, {tried_, tried_count_}, worker_.loop().now()};
+  uint32_t index = pickBackend(worker_.selector(pool_->index), request, &backup);
   if (index == kNoBackend) {
     listener_->stats.backend_failures.fetch_add(1, std::memory_order_relaxed);
-    core::log().warn("listener {} pool {}: no eligible backend left ({} tried)", listener_->config->name,
-                     pool_->name, tried_count_);
-    finish(tried_count_ == 0 ? EndReason::NoBackend : EndReason::ConnectFailed);
+    if (tried_count_ == 0) {
+      noBackend();
+    } else {
+      core::log().warn("listener {} pool {}: no eligible backend left ({} tried)", listener_->config->name,
+                       pool_->name, tried_count_);
+      finishWithoutBackend(EndReason::ConnectFailed);
+    }
     return;
   }
+  if (backup) pool_->stats->backup_used.fetch_add(1, std::memory_order_relaxed);
   backend_ = pool_->backends[index].get();
   startConnect();
+}
+
+// Every backend of the pool is down, ejected, draining, in maintenance or at weight 0: fail
+// now rather than let the client wait. Logged at the 1st, 2nd, 4th, 8th... occurrence.
+void ProxyConnection::noBackend() {
+  uint64_t n = pool_->stats->no_backend.fetch_add(1, std::memory_order_relaxed);
+  if ((n & (n + 1)) == 0) {
+    core::log().warn("listener {} pool {}: no backend available (all {} down, ejected, draining or in maintenance); "
+                     "refusing new connections ({} so far)",
+                     listener_->config->name, pool_->name, pool_->backends.size(), n + 1);
+  }
+  finishWithoutBackend(EndReason::NoBackend);
+}
+
+// Before any byte reached a backend: a TLS client that is still waiting for the server's
+// reply (passthrough) gets an internal_error alert (RFC 8446 section 6.2), which clients
+// report plainly, instead of a bare close.
+void ProxyConnection::finishWithoutBackend(EndReason reason) {
+  if (!tlsMode() && hello_version_ != 0) {
+    refuse(reason, kAlertInternalError);
+  } else {
+    finish(reason);
+  }
 }
 
 void ProxyConnection::startConnect() {
   state_ = State::Connecting;
   tried_[tried_count_++] = backend_->index;
   --attempts_left_;
-  backend_->active.fetch_add(1, std::memory_order_relaxed);
+  backend_->stats().active.fetch_add(1, std::memory_order_relaxed);
   core::UniqueFd fd = core::streamSocket(backend_->address.family());
   if (!fd) {
-    backend_->active.fetch_sub(1, std::memory_order_relaxed);
+    backend_->stats().active.fetch_sub(1, std::memory_order_relaxed);
     end_errno_ = errno;
     core::log().error("socket() for backend {}: {}", backend_->name, std::strerror(errno));
     backend_ = nullptr;
@@ -317,7 +359,8 @@ void ProxyConnection::onConnect(int32_t res) {
     connectFailed(res);
     return;
   }
-  backend_->connections_total.fetch_add(1, std::memory_order_relaxed);
+  backend_->stats().connections_total.fetch_add(1, std::memory_order_relaxed);
+  backend_->health().onConnectSuccess();
   if (tlsMode()) {
     queueProxyHeader();
     if (state_ != State::Closing) startBackendTls();
@@ -329,11 +372,12 @@ void ProxyConnection::onConnect(int32_t res) {
 void ProxyConnection::connectFailed(int32_t res) {
   // -ECANCELED here means the linked timeout fired (connect(2) would say ETIMEDOUT).
   int err = res == -ECANCELED ? ETIMEDOUT : -res;
-  backend_->connect_failures.fetch_add(1, std::memory_order_relaxed);
-  backend_->active.fetch_sub(1, std::memory_order_relaxed);
+  backend_->stats().connect_failures.fetch_add(1, std::memory_order_relaxed);
+  backend_->stats().active.fetch_sub(1, std::memory_order_relaxed);
   core::log().warn("listener {} pool {}: connect to backend {} ({}) failed: {}{}", listener_->config->name,
                    pool_->name, backend_->name, backend_->address.toString(), std::strerror(err),
                    attempts_left_ > 0 ? "; trying another backend" : "");
+  passiveFailure(std::strerror(err));
   // No operation can still reference the failed socket: its connect has completed.
   ::close(backend_fd_);
   backend_fd_ = -1;
@@ -341,11 +385,23 @@ void ProxyConnection::connectFailed(int32_t res) {
   if (attempts_left_ == 0 || worker_.draining()) {
     listener_->stats.backend_failures.fetch_add(1, std::memory_order_relaxed);
     backend_ = nullptr;
-    finish(EndReason::ConnectFailed);
+    finishWithoutBackend(EndReason::ConnectFailed);
     return;
   }
   backend_ = nullptr;
   chooseAndConnect();
+}
+
+// Passive health: a failed connect, a backend TLS handshake failure, or a reset before the
+// backend sent anything counts towards ejecting the backend (see health::ServerState).
+void ProxyConnection::passiveFailure(std::string_view what) {
+  if (backend_ == nullptr) return;
+  health::Millis length{0};
+  if (backend_->health().onConnectFailure(worker_.loop().now(), &length)) {
+    core::log().warn("pool {} backend {} ({}): ejected for {} ms after {} consecutive failures (last: {})", pool_->name,
+                     backend_->name, backend_->address.toString(), length.count(),
+                     pool_->config->lifecycle.eject_after, what);
+  }
 }
 
 void ProxyConnection::sendPreamble() {
@@ -422,10 +478,11 @@ void ProxyConnection::onTimer(uint8_t kind) {
   switch (kind) {
     case kHelloTimer:
       if (state_ == State::BackendHandshake) {
-        backend_->tls_failures.fetch_add(1, std::memory_order_relaxed);
+        backend_->stats().tls_failures.fetch_add(1, std::memory_order_relaxed);
         tls_error_ = "handshake timed out";
         core::log().warn("pool {} backend {} ({}): TLS handshake not complete within {} ms; closing", pool_->name,
                          backend_->name, backend_->address.toString(), pool_->config->connect_timeout.count());
+        passiveFailure(tls_error_);
         finish(EndReason::BackendTlsFailed);
       } else if (state_ == State::Handshake) {
         listener_->stats.handshake_failures.fetch_add(1, std::memory_order_relaxed);
@@ -499,7 +556,16 @@ void ProxyConnection::maybeFree() {
   if (client_fd_ >= 0) ::close(client_fd_);
   if (backend_fd_ >= 0) ::close(backend_fd_);
   client_fd_ = backend_fd_ = -1;
-  if (backend_ != nullptr) backend_->active.fetch_sub(1, std::memory_order_relaxed);
+  if (backend_ != nullptr) {
+    BackendStats& backend_stats = backend_->stats();
+    backend_stats.active.fetch_sub(1, std::memory_order_relaxed);
+    backend_stats.bytes_in.fetch_add(dirs_[0].bytes, std::memory_order_relaxed);
+    backend_stats.bytes_out.fetch_add(dirs_[1].bytes, std::memory_order_relaxed);
+    if (end_ == EndReason::BackendReset) {
+      backend_stats.resets.fetch_add(1, std::memory_order_relaxed);
+      if (dirs_[1].bytes == 0) passiveFailure("reset before any response byte");
+    }
+  }
   backend_ = nullptr;
   if (hello_ != nullptr) {
     worker_.releaseHelloBuffer(hello_);

@@ -184,6 +184,9 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   void startConnect();
   void onConnect(int32_t res);
   void connectFailed(int32_t res);
+  void passiveFailure(std::string_view what);
+  void noBackend();
+  void finishWithoutBackend(EndReason reason);
   void sendPreamble();
   void onPreamble(int32_t res);
   void learnAffinity();

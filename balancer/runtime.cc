@@ -16,6 +16,30 @@ const char* relayKindName(RelayKind kind) {
   return "?";
 }
 
+ListenerRuntime::ListenerRuntime(const ListenerConfig& c, uint32_t i,
+                                 const std::unordered_map<std::string, uint32_t>& pools, StateStore* store)
+    : config(&c), index(i), router(c, pools),
+      shared_stats(store ? store->named(store->listeners, c.name) : std::make_shared<ListenerStats>()),
+      stats(*shared_stats) {
+  for (int32_t r = 0; r <= static_cast<int32_t>(c.routes.size()); ++r) {
+    int32_t route = r == static_cast<int32_t>(c.routes.size()) ? -1 : r;
+    route_stats.push_back(store ? store->named(store->routes, c.name + "/" + routeLabel(c, route))
+                                : std::make_shared<RouteStats>());
+  }
+  for (const std::string& text : c.proxy_trusted) {
+    if (auto cidr = core::Cidr::parse(text)) proxy_trusted.push_back(*cidr);  // validated by loadConfig
+  }
+}
+
+std::string ListenerRuntime::routeLabel(const ListenerConfig& c, int32_t route) {
+  if (route < 0) return "default";
+  const RouteConfig& rc = c.routes[static_cast<size_t>(route)];
+  std::string label;
+  if (!rc.sni.empty()) label = "sni=" + rc.sni;
+  if (!rc.alpn.empty()) label += (label.empty() ? "alpn=" : " alpn=") + rc.alpn;
+  return label.empty() ? "any" : label;
+}
+
 namespace {
 
 void prefixed(std::vector<std::string>& out, const std::string& where, const std::string& label,
@@ -71,17 +95,18 @@ bool loadPoolTls(const PoolConfig& pc, PoolTls& out, std::vector<std::string>& e
 Runtime::~Runtime() = default;
 
 std::unique_ptr<Runtime> Runtime::build(Config config, std::vector<std::string>& errors,
-                                        std::vector<std::string>& warnings) {
+                                        std::vector<std::string>& warnings, StateStore* store) {
   auto rt = std::make_unique<Runtime>();
+  rt->store = store;
   rt->config = std::move(config);  // pools point into rt->config: build them only after the move
-  rt->pools = buildPools(rt->config);
+  rt->pools = buildPools(rt->config, store);
   std::unordered_map<std::string, uint32_t> pool_index;
   for (const Pool& pool : rt->pools) pool_index.emplace(pool.name, pool.index);
   bool ok = true;
   rt->listener_tls.resize(rt->config.listeners.size());
   for (uint32_t i = 0; i < rt->config.listeners.size(); ++i) {
     const ListenerConfig& lc = rt->config.listeners[i];
-    rt->listeners.push_back(std::make_unique<ListenerRuntime>(lc, i, pool_index));
+    rt->listeners.push_back(std::make_unique<ListenerRuntime>(lc, i, pool_index, store));
     if (lc.has_tls) ok = loadListenerTls(lc, rt->listener_tls[i], errors, warnings) && ok;
   }
   rt->pool_tls.resize(rt->pools.size());

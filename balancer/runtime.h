@@ -36,19 +36,30 @@ struct ListenerStats {
   std::atomic<uint64_t> handshake_failures{0};
 };
 
+// Connections routed by one route of a listener (or by its default).
+struct RouteStats {
+  std::atomic<uint64_t> connections{0};
+};
+
 struct ListenerRuntime {
   const ListenerConfig* config = nullptr;
   uint32_t index = 0;
   Router router;
-  ListenerStats stats;
+  // Counters continue across reloads for a listener of the same name (see StateStore).
+  std::shared_ptr<ListenerStats> shared_stats;
+  ListenerStats& stats;
+  // routes[i] for ListenerConfig::routes[i]; the last entry counts default_pool.
+  std::vector<std::shared_ptr<RouteStats>> route_stats;
   std::vector<core::Cidr> proxy_trusted;  // empty = any upstream may send a PROXY header
 
-  ListenerRuntime(const ListenerConfig& c, uint32_t i, const std::unordered_map<std::string, uint32_t>& pools)
-      : config(&c), index(i), router(c, pools) {
-    for (const std::string& text : c.proxy_trusted) {
-      if (auto cidr = core::Cidr::parse(text)) proxy_trusted.push_back(*cidr);  // validated by loadConfig
-    }
+  ListenerRuntime(const ListenerConfig& c, uint32_t i, const std::unordered_map<std::string, uint32_t>& pools,
+                  StateStore* store);
+  // The counter for RouteDecision::route (-1 = the default).
+  RouteStats& routeStats(int32_t route) {
+    return *route_stats[route < 0 ? route_stats.size() - 1 : static_cast<size_t>(route)];
   }
+  // "sni=api.example.org alpn=h2", "default": how metrics name route `i` (-1 = default).
+  static std::string routeLabel(const ListenerConfig& c, int32_t route);
 };
 
 // Key material read from disk once per configuration generation, before privileges are
@@ -63,6 +74,7 @@ struct PoolTls {
 
 struct Runtime {
   Config config;
+  StateStore* store = nullptr;                // where counters and health state persist
   std::vector<Pool> pools;
   std::vector<std::unique_ptr<ListenerRuntime>> listeners;
   std::vector<ListenerTls> listener_tls;      // parallel to listeners
@@ -74,8 +86,9 @@ struct Runtime {
   // then builds each TLS context once to validate policies. On failure returns nullptr with
   // one line per problem in `errors` ("file:line:col: [listener.tls] of ...: what"); key
   // files readable by others and similar go to `warnings`.
+  // With a store, health state and counters continue those of the previous generation.
   static std::unique_ptr<Runtime> build(Config config, std::vector<std::string>& errors,
-                                        std::vector<std::string>& warnings);
+                                        std::vector<std::string>& warnings, StateStore* store = nullptr);
   ~Runtime();
 };
 

@@ -14,20 +14,20 @@ bool wasTried(std::span<const uint32_t> tried, uint32_t index) {
   return std::find(tried.begin(), tried.end(), index) != tried.end();
 }
 
-bool usable(const Backend& backend, std::span<const uint32_t> tried) {
-  return backend.eligible() && !wasTried(tried, backend.index);
+bool usable(const Backend& backend, const PickRequest& request) {
+  return backend.backup == request.backup && backend.eligible(request.now) && !wasTried(request.tried, backend.index);
 }
 
 // Live connections as a non-negative 64-bit number: the counter is decremented by other
 // workers, so a racing reader may briefly see it below zero.
 int64_t activeOf(const Backend& backend) {
-  return std::max<int64_t>(0, backend.active.load(std::memory_order_relaxed));
+  return std::max<int64_t>(0, backend.stats().active.load(std::memory_order_relaxed));
 }
 
 // a.active / a.weight < b.active / b.weight, without division. Both weights are > 0
 // (eligible), and 2^31 * 2^32 fits in int64.
-bool lessLoaded(const Backend& a, const Backend& b) {
-  return activeOf(a) * static_cast<int64_t>(b.weight) < activeOf(b) * static_cast<int64_t>(a.weight);
+bool lessLoaded(const Backend& a, uint32_t a_weight, const Backend& b, uint32_t b_weight) {
+  return activeOf(a) * static_cast<int64_t>(b_weight) < activeOf(b) * static_cast<int64_t>(a_weight);
 }
 
 // Smooth weighted round robin, as nginx's ngx_http_upstream_get_peer(): every pick, each
@@ -44,9 +44,10 @@ class RoundRobinSelector final : public Selector {
     size_t best = SIZE_MAX;
     for (size_t i = 0; i < pool_.backends.size(); ++i) {
       const Backend& b = *pool_.backends[i];
-      if (!usable(b, request.tried)) continue;
-      current_[i] += b.weight;
-      total += b.weight;
+      if (!usable(b, request)) continue;
+      const uint32_t weight = b.effectiveWeight(request.now);
+      current_[i] += weight;
+      total += weight;
       if (best == SIZE_MAX || current_[i] > current_[best]) best = i;
     }
     if (best == SIZE_MAX) return kNoBackend;
@@ -72,12 +73,15 @@ class LeastConnSelector final : public Selector {
     const size_t n = pool_.backends.size();
     if (n == 0) return kNoBackend;
     const Backend* best = nullptr;
+    uint32_t best_weight = 0;
     for (size_t k = 0, i = start_; k < n; ++k, i = (i + 1 == n) ? 0 : i + 1) {
       const Backend& b = *pool_.backends[i];
-      if (!usable(b, request.tried)) continue;
-      if (best == nullptr || lessLoaded(b, *best) ||
-          (!lessLoaded(*best, b) && b.weight > best->weight)) {
+      if (!usable(b, request)) continue;
+      const uint32_t weight = b.effectiveWeight(request.now);
+      if (best == nullptr || lessLoaded(b, weight, *best, best_weight) ||
+          (!lessLoaded(*best, best_weight, b, weight) && weight > best_weight)) {
         best = &b;
+        best_weight = weight;
       }
     }
     start_ = (start_ + 1 == n) ? 0 : start_ + 1;
@@ -118,41 +122,44 @@ class PowerOfTwoSelector final : public Selector {
   uint32_t pick(const PickRequest& request) override {
     const size_t n = pool_.backends.size();
     if (n == 0) return kNoBackend;
-    const Backend* first = drawUsable(request.tried, nullptr);
-    const Backend* second = first ? drawUsable(request.tried, first) : nullptr;
-    if (first == nullptr || second == nullptr) return exactPick(request.tried);
-    return (lessLoaded(*second, *first) ? second : first)->index;
+    const Backend* first = drawUsable(request, nullptr);
+    const Backend* second = first ? drawUsable(request, first) : nullptr;
+    if (first == nullptr || second == nullptr) return exactPick(request);
+    return better(*first, *second, request.now)->index;
   }
 
  private:
   static constexpr int kDraws = 8;
 
-  const Backend* drawUsable(std::span<const uint32_t> tried, const Backend* other) {
+  // The less loaded of the pair; the first drawn on a tie.
+  static const Backend* better(const Backend& first, const Backend& second, core::Clock::time_point now) {
+    return lessLoaded(second, second.effectiveWeight(now), first, first.effectiveWeight(now)) ? &second : &first;
+  }
+
+  const Backend* drawUsable(const PickRequest& request, const Backend* other) {
     for (int attempt = 0; attempt < kDraws; ++attempt) {
       const Backend* b = pool_.backends[rng_.below(pool_.backends.size())].get();
-      if (b != other && usable(*b, tried)) return b;
+      if (b != other && usable(*b, request)) return b;
     }
     return nullptr;
   }
 
-  const Backend* nthUsable(std::span<const uint32_t> tried, size_t rank) const {
+  const Backend* nthUsable(const PickRequest& request, size_t rank) const {
     for (const auto& b : pool_.backends) {
-      if (usable(*b, tried) && rank-- == 0) return b.get();
+      if (usable(*b, request) && rank-- == 0) return b.get();
     }
     return nullptr;
   }
 
-  uint32_t exactPick(std::span<const uint32_t> tried) {
+  uint32_t exactPick(const PickRequest& request) {
     size_t count = 0;
-    for (const auto& b : pool_.backends) count += usable(*b, tried) ? 1 : 0;
+    for (const auto& b : pool_.backends) count += usable(*b, request) ? 1 : 0;
     if (count == 0) return kNoBackend;
-    if (count == 1) return nthUsable(tried, 0)->index;
+    if (count == 1) return nthUsable(request, 0)->index;
     const size_t r1 = rng_.below(count);
     size_t r2 = rng_.below(count - 1);
     if (r2 >= r1) ++r2;
-    const Backend* first = nthUsable(tried, r1);
-    const Backend* second = nthUsable(tried, r2);
-    return (lessLoaded(*second, *first) ? second : first)->index;
+    return better(*nthUsable(request, r1), *nthUsable(request, r2), request.now)->index;
   }
 
   const Pool& pool_;
@@ -174,16 +181,16 @@ class MaglevSelector final : public Selector {
     const size_t n = pool_.backends.size();
     if (n == 0) return kNoBackend;
     if (pool_.maglev) {
-      if (const Backend* b = fromTable(request.hash, request.tried)) return b->index;
+      if (const Backend* b = fromTable(request.hash, request)) return b->index;
       for (uint64_t attempt = 1; attempt <= kRehashes; ++attempt) {
         const uint64_t h = XXH3_64bits_withSeed(&request.hash, sizeof(request.hash), attempt);
-        if (const Backend* b = fromTable(h, request.tried)) return b->index;
+        if (const Backend* b = fromTable(h, request)) return b->index;
       }
     }
     const size_t start = static_cast<size_t>(request.hash % n);
     for (size_t k = 0; k < n; ++k) {
       const Backend& b = *pool_.backends[(start + k) % n];
-      if (usable(b, request.tried)) return b.index;
+      if (usable(b, request)) return b.index;
     }
     return kNoBackend;
   }
@@ -191,11 +198,11 @@ class MaglevSelector final : public Selector {
  private:
   static constexpr uint64_t kRehashes = 4;
 
-  const Backend* fromTable(uint64_t hash, std::span<const uint32_t> tried) const {
+  const Backend* fromTable(uint64_t hash, const PickRequest& request) const {
     const uint32_t i = pool_.maglev->lookup(hash);
     if (i >= pool_.backends.size()) return nullptr;
     const Backend& b = *pool_.backends[i];
-    return usable(b, tried) ? &b : nullptr;
+    return usable(b, request) ? &b : nullptr;
   }
 
   const Pool& pool_;
@@ -209,6 +216,17 @@ constexpr uint64_t kAddrSeed = 0x726c622d61646472ULL;  // "rlb-addr"
 constexpr uint64_t kPairSeed = 0x726c622d70616972ULL;  // "rlb-pair"
 
 }  // namespace
+
+uint32_t pickBackend(Selector& selector, PickRequest request, bool* used_backup) {
+  request.backup = false;
+  uint32_t index = selector.pick(request);
+  if (index == kNoBackend) {
+    request.backup = true;
+    index = selector.pick(request);
+  }
+  if (used_backup) *used_backup = request.backup && index != kNoBackend;
+  return index;
+}
 
 std::unique_ptr<Selector> makeSelector(const Pool& pool, uint64_t seed) {
   const Algorithm algorithm = pool.config ? pool.config->algorithm : Algorithm::RoundRobin;

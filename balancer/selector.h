@@ -1,6 +1,8 @@
 // Backend selection algorithms. A Selector is per worker (no sharing, no lock); pools and
 // backends are shared (see backend.h). Every algorithm skips backends that are not
 // eligible() or already tried by this connection, and returns kNoBackend when none is left.
+// A request chooses among primaries or among backups (PickRequest::backup); pickBackend()
+// tries the primaries first. Weights are effectiveWeight() (slow start, run-time weight).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,8 @@ inline constexpr uint32_t kNoBackend = UINT32_MAX;
 struct PickRequest {
   uint64_t hash = 0;                  // Maglev key hash (see hashKey()); ignored by others
   std::span<const uint32_t> tried;    // backend indices this connection already tried
+  core::Clock::time_point now{};      // for eligibility (ejection) and slow-start weights
+  bool backup = false;                // choose among the backup backends instead of the primaries
 };
 
 class Selector {
@@ -24,6 +28,9 @@ class Selector {
   virtual ~Selector() = default;
   virtual uint32_t pick(const PickRequest& request) = 0;
 };
+
+// The primaries, then (only if none is eligible) the backups. *used_backup says which.
+uint32_t pickBackend(Selector& selector, PickRequest request, bool* used_backup = nullptr);
 
 // `seed` makes per-worker random choices independent (power-of-two).
 std::unique_ptr<Selector> makeSelector(const Pool& pool, uint64_t seed);

@@ -326,8 +326,8 @@ void ProxyConnection::onHandshakeDone(int side) {
     chooseAndConnect();
     return;
   }
-  backend_->tls_handshakes.fetch_add(1, std::memory_order_relaxed);
-  if (info.resumed) backend_->tls_resumed.fetch_add(1, std::memory_order_relaxed);
+  backend_->stats().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (info.resumed) backend_->stats().tls_resumed.fetch_add(1, std::memory_order_relaxed);
   openGate();
 }
 
@@ -418,9 +418,10 @@ void ProxyConnection::tlsFailed(int side, const char* what) {
   }
   std::string reason = tls::verifyFailure(stream.ssl());
   if (!reason.empty()) tls_error_ = std::string(what) + " failed: " + reason;
-  backend_->tls_failures.fetch_add(1, std::memory_order_relaxed);
+  backend_->stats().tls_failures.fetch_add(1, std::memory_order_relaxed);
   core::log().warn("pool {} backend {} ({}): TLS {}{}", pool_->name, backend_->name, backend_->address.toString(),
                    tls_error_, stream.handshakeDone() ? "" : "; no client data was sent to it");
+  if (!stream.handshakeDone()) passiveFailure(tls_error_);
   finish(stream.handshakeDone() ? EndReason::BackendReset : EndReason::BackendTlsFailed);
 }
 

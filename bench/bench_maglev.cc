@@ -108,7 +108,7 @@ BENCHMARK(BM_PickMaglev)->Arg(10)->Arg(100);
 // Maglev when the key's backend is down: the rehash fallback path.
 void BM_PickMaglevFallback(benchmark::State& state) {
   Fixture f(Algorithm::Maglev, 100);
-  for (size_t i = 0; i < 100; i += 2) f.pools[0].backends[i]->healthy = false;  // half down
+  for (size_t i = 0; i < 100; i += 2) f.pools[0].backends[i]->health().setAdmin(ringlb::health::AdminState::Maint);  // half down
   auto selector = makeSelector(f.pools[0], 1);
   uint64_t h = 0x13198a2e03707344ULL;
   for (auto _ : state) {

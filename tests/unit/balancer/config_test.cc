@@ -303,7 +303,8 @@ backend = [{ name = "a", address = "10.0.0.1:443" }]
 )"),
             "t.toml:8:1: unknown key \"conect_timeout\" in [[pool]] \"api\"; expected one of: name, "
             "algorithm, hash_key, maglev_table_size, connect_timeout, retries, idle_timeout, "
-            "proxy_protocol, affinity, affinity_max_entries, affinity_ttl, backend, tls");
+            "proxy_protocol, affinity, affinity_max_entries, affinity_ttl, backend, tls, health, "
+            "eject_after, eject_for, eject_max, slow_start");
 }
 
 TEST(ConfigTest, UnknownKeysAreReportedInEveryTable) {
@@ -327,13 +328,13 @@ address = "10.0.0.1:443"
 )");
   ASSERT_EQ(errors.size(), 5u) << joined(errors);
   EXPECT_TRUE(contains(errors[0], "t.toml:1:1: unknown key \"pools\" in the top-level table; "
-                                   "expected one of: global, listener, pool"));
+                                   "expected one of: global, admin, listener, pool"));
   EXPECT_TRUE(contains(errors[1], "t.toml:3:3: unknown key \"worker\" in [global]"));
   EXPECT_TRUE(contains(errors[2], "t.toml:7:1: unknown key \"binds\" in [[listener]] \"vip\""));
   EXPECT_EQ(errors[3], "t.toml:10:1: unknown key \"pol\" in [[listener.route]] #1 of listener "
                        "\"vip\"; expected one of: sni, alpn, pool, mode");
   EXPECT_EQ(errors[4], "t.toml:16:1: unknown key \"adress\" in [[pool.backend]] \"a\" of pool "
-                       "\"api\"; expected one of: name, address, weight, tls_name");
+                       "\"api\"; expected one of: name, address, weight, tls_name, backup");
 }
 
 TEST(ConfigTest, SyntaxErrorIsReportedWithItsSourcePosition) {

@@ -109,7 +109,7 @@ TEST(SwrrTest, SharesFollowWeights) {
 TEST(SwrrTest, UnhealthyBackendLeavesTheRotation) {
   TestPool tp(Algorithm::RoundRobin, {1, 1, 1});
   auto s = makeSelector(tp.pool(), 1);
-  tp.backend(1).healthy = false;
+  tp.backend(1).health().setAdmin(health::AdminState::Maint);
   const std::string seq = names(*s, 6);
   EXPECT_EQ(seq.find('b'), std::string::npos) << seq;
   EXPECT_EQ(std::count(seq.begin(), seq.end(), 'a'), 3);
@@ -119,9 +119,9 @@ TEST(SwrrTest, UnhealthyBackendLeavesTheRotation) {
 
 TEST(LeastConnTest, PrefersIdleBackend) {
   TestPool tp(Algorithm::LeastConn, {1, 1, 1});
-  tp.backend(0).active = 3;
-  tp.backend(1).active = 0;
-  tp.backend(2).active = 2;
+  tp.backend(0).stats().active = 3;
+  tp.backend(1).stats().active = 0;
+  tp.backend(2).stats().active = 2;
   auto s = makeSelector(tp.pool(), 0);
   for (int i = 0; i < 5; ++i) EXPECT_EQ(s->pick({}), 1u);
 }
@@ -144,11 +144,11 @@ TEST(LeastConnTest, TieGoesToHigherWeight) {
 // 4 connections is as loaded as a weight-1 backend with 1.
 TEST(LeastConnTest, LoadIsMeasuredPerUnitOfWeight) {
   TestPool tp(Algorithm::LeastConn, {1, 4});
-  tp.backend(0).active = 1;
-  tp.backend(1).active = 3;
+  tp.backend(0).stats().active = 1;
+  tp.backend(1).stats().active = 3;
   auto s = makeSelector(tp.pool(), 0);
   EXPECT_EQ(s->pick({}), 1u);  // 3/4 < 1/1
-  tp.backend(1).active = 5;
+  tp.backend(1).stats().active = 5;
   EXPECT_EQ(s->pick({}), 0u);  // 1/1 < 5/4
 }
 
@@ -156,7 +156,7 @@ TEST(LeastConnTest, LoadIsMeasuredPerUnitOfWeight) {
 
 TEST(PowerOfTwoTest, NeverPicksIneligible) {
   TestPool tp(Algorithm::PowerOfTwo, {1, 0, 1, 1, 1, 1, 1, 1});
-  for (size_t i : {2u, 4u, 5u, 7u}) tp.backend(i).healthy = false;
+  for (size_t i : {2u, 4u, 5u, 7u}) tp.backend(i).health().setAdmin(health::AdminState::Maint);
   auto s = makeSelector(tp.pool(), 7);
   for (int i = 0; i < 20000; ++i) {
     const uint32_t b = s->pick({});
@@ -166,7 +166,7 @@ TEST(PowerOfTwoTest, NeverPicksIneligible) {
 
 TEST(PowerOfTwoTest, PicksTheLessLoadedOfThePair) {
   TestPool tp(Algorithm::PowerOfTwo, {1, 1});
-  tp.backend(0).active = 10;
+  tp.backend(0).stats().active = 10;
   auto s = makeSelector(tp.pool(), 3);
   for (int i = 0; i < 100; ++i) EXPECT_EQ(s->pick({}), 1u);
 }
@@ -175,12 +175,12 @@ TEST(PowerOfTwoTest, PicksTheLessLoadedOfThePair) {
 TEST(PowerOfTwoTest, SpreadsLongLivedConnections) {
   TestPool tp(Algorithm::PowerOfTwo, std::vector<uint32_t>(10, 1));
   auto s = makeSelector(tp.pool(), 99);
-  for (int i = 0; i < 10000; ++i) ++tp.backend(s->pick({})).active;
+  for (int i = 0; i < 10000; ++i) ++tp.backend(s->pick({})).stats().active;
   int lo = INT32_MAX;
   int hi = 0;
   for (size_t i = 0; i < 10; ++i) {
-    lo = std::min(lo, tp.backend(i).active.load());
-    hi = std::max(hi, tp.backend(i).active.load());
+    lo = std::min(lo, tp.backend(i).stats().active.load());
+    hi = std::max(hi, tp.backend(i).stats().active.load());
   }
   EXPECT_LE(hi - lo, 10) << "lo=" << lo << " hi=" << hi;
 }
@@ -216,7 +216,7 @@ TEST(MaglevSelectorTest, FallbackIsDeterministicAndMovesOnlyTheFailedBackendsKey
   auto w2 = makeSelector(tp.pool(), 2);
   std::vector<uint32_t> before;
   for (uint64_t k = 0; k < 10000; ++k) before.push_back(w1->pick({k * 0x9e3779b97f4a7c15ULL, {}}));
-  tp.backend(3).healthy = false;
+  tp.backend(3).health().setAdmin(health::AdminState::Maint);
   std::map<uint32_t, int> moved_to;
   for (uint64_t k = 0; k < 10000; ++k) {
     const uint64_t h = k * 0x9e3779b97f4a7c15ULL;
@@ -249,14 +249,14 @@ class AllSelectorsTest : public ::testing::TestWithParam<Algorithm> {};
 
 TEST_P(AllSelectorsTest, RetriesVisitEveryEligibleBackendOnceThenReturnNoBackend) {
   TestPool tp(GetParam(), {2, 1, 0, 3, 1, 1});
-  tp.backend(4).healthy = false;  // with weight-0 backend 2: four eligible
+  tp.backend(4).health().setAdmin(health::AdminState::Maint);  // with weight-0 backend 2: four eligible
   auto s = makeSelector(tp.pool(), 5);
   for (uint64_t key = 0; key < 50; ++key) {
     std::vector<uint32_t> tried;
     for (;;) {
       const uint32_t b = s->pick({key * 0x9e3779b97f4a7c15ULL, tried});
       if (b == kNoBackend) break;
-      ASSERT_TRUE(tp.backend(b).eligible()) << b;
+      ASSERT_TRUE(tp.backend(b).eligible({})) << b;
       ASSERT_EQ(std::count(tried.begin(), tried.end(), b), 0) << b;
       tried.push_back(b);
       ASSERT_LE(tried.size(), 4u);
@@ -268,10 +268,10 @@ TEST_P(AllSelectorsTest, RetriesVisitEveryEligibleBackendOnceThenReturnNoBackend
 
 TEST_P(AllSelectorsTest, AllUnhealthyGivesNoBackend) {
   TestPool tp(GetParam(), {1, 1, 1});
-  for (size_t i = 0; i < 3; ++i) tp.backend(i).healthy = false;
+  for (size_t i = 0; i < 3; ++i) tp.backend(i).health().setAdmin(health::AdminState::Maint);
   auto s = makeSelector(tp.pool(), 5);
   EXPECT_EQ(s->pick({42, {}}), kNoBackend);
-  tp.backend(1).healthy = true;
+  tp.backend(1).health().setAdmin(health::AdminState::Ready);
   EXPECT_EQ(s->pick({42, {}}), 1u);
 }
 
@@ -283,7 +283,7 @@ TEST_P(AllSelectorsTest, EmptyPoolGivesNoBackend) {
 
 TEST_P(AllSelectorsTest, PickDoesNotAllocate) {
   TestPool tp(GetParam(), std::vector<uint32_t>(16, 1));
-  tp.backend(3).healthy = false;
+  tp.backend(3).health().setAdmin(health::AdminState::Maint);
   auto s = makeSelector(tp.pool(), 5);
   const uint32_t tried[] = {1, 2};
   const long before = test::g_allocations.load();
