@@ -553,6 +553,8 @@ void ProxyConnection::maybeFree() {
   WorkerStats& stats = worker_.stats();
   stats.bytes_in.fetch_add(dirs_[0].bytes, std::memory_order_relaxed);
   stats.bytes_out.fetch_add(dirs_[1].bytes, std::memory_order_relaxed);
+  listener_->stats.bytes_in.fetch_add(dirs_[0].bytes, std::memory_order_relaxed);
+  listener_->stats.bytes_out.fetch_add(dirs_[1].bytes, std::memory_order_relaxed);
   if (client_fd_ >= 0) ::close(client_fd_);
   if (backend_fd_ >= 0) ::close(backend_fd_);
   client_fd_ = backend_fd_ = -1;

@@ -34,6 +34,8 @@ struct ListenerStats {
   std::atomic<uint64_t> handshakes{0};       // terminate: completed client handshakes
   std::atomic<uint64_t> handshakes_resumed{0};
   std::atomic<uint64_t> handshake_failures{0};
+  std::atomic<uint64_t> bytes_in{0};         // client -> backend, counted when a connection ends
+  std::atomic<uint64_t> bytes_out{0};        // backend -> client
 };
 
 // Connections routed by one route of a listener (or by its default).
