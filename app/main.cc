@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/supervisor.h"
 #include "balancer/config.h"
 #include "balancer/runtime.h"
 #include "balancer/worker.h"
@@ -125,47 +126,6 @@ void raiseFdLimit() {
   }
 }
 
-// Binds every listener address once per worker (SO_REUSEPORT). A port-0 address is bound
-// first to learn the kernel's port, then the other workers bind that same port.
-bool bindListeners(const balancer::Runtime& rt, unsigned workers,
-                   std::vector<std::vector<balancer::ListenSocket>>& per_worker,
-                   std::vector<std::pair<std::string, std::string>>& bound) {
-  per_worker.resize(workers);
-  for (uint32_t li = 0; li < rt.config.listeners.size(); ++li) {
-    const balancer::ListenerConfig& lc = rt.config.listeners[li];
-    for (const balancer::AddressSpec& spec : lc.bind) {
-      auto addr = core::SocketAddress::parse(spec.text);
-      if (!addr) return false;  // validated by loadConfig
-      for (unsigned w = 0; w < workers; ++w) {
-        std::string error;
-        if (addr->isUnix() && w == 0) ::unlink(spec.text.c_str() + 5);  // stale socket file
-        if (addr->isUnix() && w > 0) break;  // unix sockets cannot be reuseport-shared
-        core::UniqueFd fd = core::listenOn(*addr, static_cast<int>(lc.backlog), &error);
-        if (!fd) {
-          core::log().error("{}: listener {}: {}", spec.where, lc.name, error);
-          return false;
-        }
-        if (w == 0) {
-          if (auto local = core::localAddress(fd.get()); local && !addr->isUnix()) addr = local;
-          bound.emplace_back(lc.name, addr->toString());
-        }
-        per_worker[w].push_back({li, std::move(fd)});
-      }
-    }
-  }
-  return true;
-}
-
-bool writeReadyFile(const std::string& path, const std::vector<std::pair<std::string, std::string>>& bound) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    for (const auto& [name, addr] : bound) out << "listener " << name << " " << addr << "\n";
-    if (!out) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
 int run(const Args& args) {
   // Block before any thread exists (spdlog's included): every thread inherits the mask, so
   // SIGTERM/SIGINT/SIGHUP are only ever taken by sigwaitinfo() below, even during drain.
@@ -198,83 +158,31 @@ int run(const Args& args) {
   }
   raiseFdLimit();
 
-  unsigned workers = args.workers > 0 ? static_cast<unsigned>(args.workers) : config->global.workers;
-  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
-  auto runtime = buildRuntime(std::move(*config));
-  if (!runtime) {
-    core::log().critical("cannot start: the TLS configuration above could not be loaded");
+  app::Supervisor supervisor(args.config, args.ready_file, args.workers);
+  if (int status = supervisor.start(std::move(*config), features); status != 0) {
     core::shutdownLogging();
-    return 2;
+    return status;
   }
-
-  std::vector<std::vector<balancer::ListenSocket>> sockets;
-  std::vector<std::pair<std::string, std::string>> bound;
-  if (!bindListeners(*runtime, workers, sockets, bound)) {
-    core::shutdownLogging();
-    return 1;
-  }
-  // Ports are bound and every key is in memory: nothing below needs root, and no client
-  // byte has been read yet.
-  const balancer::GlobalConfig& global = runtime->config.global;
-  if (!global.user.empty() || !global.group.empty()) {
-    if (!core::dropPrivileges(global.user, global.group, &error)) {
-      core::log().critical("cannot drop privileges: {}", error);
-      core::shutdownLogging();
-      return 1;
-    }
-    core::log().info("running as user {} (uid {}), group {}", global.user.empty() ? "-" : global.user, ::getuid(),
-                     ::getgid());
-    // The workers create their rings as this user: what root could use (e.g. with
-    // kernel.io_uring_disabled = 1, only privileged processes) may be refused now.
-    features = core::probeUring();
-    if (std::string missing = features.missingEssentials(); !missing.empty()) {
-      core::log().critical("cannot run as user {}: {}", global.user, missing);
-      core::shutdownLogging();
-      return 1;
-    }
-  }
-  std::vector<std::unique_ptr<balancer::Worker>> pool;
-  for (unsigned w = 0; w < workers; ++w) {
-    pool.push_back(std::make_unique<balancer::Worker>(w, *runtime, features, std::move(sockets[w])));
-    pool.back()->start();
-  }
-  bool ok = true;
-  for (auto& w : pool) {
-    if (!w->waitReady()) {
-      core::log().critical("{}", w->error());
-      ok = false;
-    }
-  }
-  if (!ok) {
-    for (auto& w : pool) w->requestStop();
-    for (auto& w : pool) w->join();
-    core::shutdownLogging();
-    return 1;
-  }
-  for (const auto& [name, addr] : bound) core::log().info("listener {} listening on {}", name, addr);
-  core::log().info("ringlb {} started: {} workers, relay={}, allocator={}", "0.1.0", workers,
-                   balancer::relayKindName(runtime->config.global.relay), RINGLB_ALLOCATOR_NAME);
-  if (!args.ready_file.empty() && !writeReadyFile(args.ready_file, bound)) {
-    core::log().error("cannot write ready file {}: {}", args.ready_file, std::strerror(errno));
-  }
+  core::log().info("ringlb {} started: {} workers, relay={}, allocator={}", "0.1.0", supervisor.workerCount(),
+                   balancer::relayKindName(supervisor.current()->config.global.relay), RINGLB_ALLOCATOR_NAME);
 
   for (;;) {
     siginfo_t info{};
     int sig = sigwaitinfo(&signals, &info);
     if (sig == SIGHUP) {
-      core::log().warn("SIGHUP: configuration reload is not implemented yet; still serving the current one");
+      core::log().info("SIGHUP: reloading {}", args.config);
+      supervisor.reload();
       continue;
     }
     if (sig == SIGTERM || sig == SIGINT) {
       core::log().info("{}: stopping (drain up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                       runtime->config.global.drain_timeout.count());
+                       supervisor.current()->config.global.drain_timeout.count());
       break;
     }
   }
-  for (auto& w : pool) w->requestStop();
-  for (auto& w : pool) w->join();
+  supervisor.stop();
   uint64_t conns = 0, in = 0, out = 0;
-  for (auto& w : pool) {
+  for (const auto& w : supervisor.workers()) {
     conns += w->stats().connections.load();
     in += w->stats().bytes_in.load();
     out += w->stats().bytes_out.load();

@@ -58,6 +58,7 @@ class AffinityTable;
 class MaglevTable;
 struct ListenerStats;
 struct RouteStats;
+struct GlobalStats;
 
 struct PoolStats {
   std::atomic<uint64_t> no_backend{0};      // connections refused: no backend accepted new ones
@@ -103,6 +104,7 @@ class StateStore {
   std::map<std::string, std::shared_ptr<PoolStats>> pools;
   std::map<std::string, std::shared_ptr<ListenerStats>> listeners;  // by listener name
   std::map<std::string, std::shared_ptr<RouteStats>> routes;        // by "listener/route label"
+  std::shared_ptr<GlobalStats> global;
 };
 
 // Builds pools (backends with parsed addresses, Maglev tables, affinity tables) from a

@@ -63,8 +63,9 @@ const char* endReasonName(EndReason reason) {
   return "?";
 }
 
-void ProxyConnection::start(int client_fd, ListenerRuntime& listener) {
+void ProxyConnection::start(int client_fd, ListenerRuntime& listener, Generation& generation) {
   core::EventLoop& loop = worker_.loop();
+  gen_ = &generation;
   slot_ = loop.attach(this);
   state_ = State::Hello;
   end_ = EndReason::Done;
@@ -287,14 +288,14 @@ void ProxyConnection::refuse(EndReason reason, uint8_t alert) {
 }
 
 void ProxyConnection::enterPool(uint32_t pool) {
-  pool_ = &worker_.runtime().pools[pool];
+  pool_ = &gen_->runtime().pools[pool];
   attempts_left_ = static_cast<uint8_t>(std::min<uint32_t>(pool_->config->retries + 1, kMaxTries));
 }
 
 void ProxyConnection::chooseAndConnect() {
   bool backup = false;
   PickRequest request{hash_, {tried_, tried_count_}, worker_.loop().now()};
-  uint32_t index = pickBackend(worker_.selector(pool_->index), request, &backup);
+  uint32_t index = pickBackend(gen_->selector(pool_->index), request, &backup);
   if (index == kNoBackend) {
     listener_->stats.backend_failures.fetch_add(1, std::memory_order_relaxed);
     if (tried_count_ == 0) {
@@ -575,10 +576,12 @@ void ProxyConnection::maybeFree() {
   }
   // Admitted by Worker::admit, which counted it; maybeFree runs once per connection.
   listener_->stats.active.fetch_sub(1, std::memory_order_relaxed);
-  worker_.runtime().active.fetch_sub(1, std::memory_order_relaxed);
+  gen_->runtime().active.fetch_sub(1, std::memory_order_relaxed);
   worker_.loop().detach(slot_);
   state_ = State::Idle;
-  worker_.connectionClosed(this);  // may hand this object to the next accept: touch nothing after
+  Generation* generation = gen_;
+  gen_ = nullptr;
+  worker_.connectionClosed(this, generation);  // may hand this object to the next accept: touch nothing after
 }
 
 core::SocketAddress ProxyConnection::destination() {

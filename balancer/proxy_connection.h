@@ -36,6 +36,7 @@
 namespace ringlb::balancer {
 
 class Worker;
+class Generation;
 struct ListenerRuntime;
 struct Pool;
 struct Backend;
@@ -58,8 +59,9 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     }
   }
 
-  // Takes ownership of `client_fd` (accepted on `listener`) and starts reading the hello.
-  void start(int client_fd, ListenerRuntime& listener);
+  // Takes ownership of `client_fd` (accepted on `listener` of `generation`, which the worker
+  // counted a reference to) and starts reading the hello.
+  void start(int client_fd, ListenerRuntime& listener, Generation& generation);
   // Ends the connection now (drain deadline, shutdown).
   void abort(EndReason reason);
 
@@ -237,7 +239,10 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   const core::SocketAddress& peer();
   EndReason resetReason(int d) const { return d == 0 ? EndReason::ClientReset : EndReason::BackendReset; }
 
+  RelayKind relayKind() const;
+
   Worker& worker_;
+  Generation* gen_ = nullptr;   // the configuration generation this connection started in
   core::SlotRef slot_{};
   State state_ = State::Idle;
   EndReason end_ = EndReason::Done;

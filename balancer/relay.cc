@@ -27,6 +27,8 @@
 
 namespace ringlb::balancer {
 
+RelayKind ProxyConnection::relayKind() const { return gen_->runtime().config.global.relay; }
+
 void ProxyConnection::BufferQueue::push(uint16_t id, uint32_t len) {
   uint32_t capacity = static_cast<uint32_t>(entries_.size());
   if (count_ == capacity) {
@@ -47,7 +49,7 @@ void ProxyConnection::startRelay() {
   io_ = true;
   touch();
   worker_.loop().timers().schedule(idle_timer_, last_activity_ + pool_->config->idle_timeout);
-  bool splice = worker_.relayKind() == RelayKind::Splice;
+  bool splice = relayKind() == RelayKind::Splice;
   dirs_[0].from = client_fd_;
   dirs_[0].to = backend_fd_;
   dirs_[1].from = backend_fd_;
@@ -76,7 +78,7 @@ void ProxyConnection::startRelay() {
 uint32_t ProxyConnection::queueLimit() const {
   const core::EventLoop& loop = worker_.loop();
   if (loop.buffersInUse() * 4 >= loop.bufferCount() * 3) return 1;
-  return worker_.runtime().config.global.max_queued_per_direction;
+  return gen_->runtime().config.global.max_queued_per_direction;
 }
 
 void ProxyConnection::armRecv(int d) {
@@ -84,7 +86,7 @@ void ProxyConnection::armRecv(int d) {
   if (!io_ || flush_then_close_ || dir.recv_armed || dir.cancel_pending || dir.eof || dir.splice) return;
   if (dir.queue.size() >= queueLimit()) return;
   if (tlsMode() && (dir.from < 0 || tls_[d].in.size() >= queueLimit())) return;
-  if (!dir.observe && !tlsMode() && (worker_.relayKind() == RelayKind::Splice || dir.want_splice)) {
+  if (!dir.observe && !tlsMode() && (relayKind() == RelayKind::Splice || dir.want_splice)) {
     // Splice from now on (the server flight has been observed, or relay = auto found this a
     // bulk direction), once everything read so far has been sent: onSend calls back here
     // when the queue drains, so no byte is reordered.
@@ -131,7 +133,7 @@ void ProxyConnection::onRecv(int d, const core::Completion& c) {
       }
     }
     trySend(d);
-    if (!dir.want_splice && !dir.observe && worker_.relayKind() == RelayKind::Auto &&
+    if (!dir.want_splice && !dir.observe && relayKind() == RelayKind::Auto &&
         dir.bytes >= kAutoSpliceBytes) {
       dir.want_splice = true;  // bulk: hand over to splice (no copies through user space)
       stopMultishotRecv(d);

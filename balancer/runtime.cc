@@ -73,18 +73,18 @@ bool loadListenerTls(const ListenerConfig& lc, ListenerTls& out, std::vector<std
   return true;
 }
 
-bool loadPoolTls(const PoolConfig& pc, PoolTls& out, std::vector<std::string>& errors,
-                 std::vector<std::string>& warnings) {
-  std::string label = "[pool.tls] of pool \"" + pc.name + "\"";
+// [pool.tls] (re-encryption), or the TLS settings of the pool's health checks.
+bool loadClientTls(const tls::ClientTlsConfig& config, const std::string& where, const std::string& label,
+                   PoolTls& out, std::vector<std::string>& errors, std::vector<std::string>& warnings) {
   std::vector<std::string> load_errors;
   std::vector<std::string> load_warnings;
-  out.credentials = tls::ClientCredentials::load(pc.tls, &load_errors, &load_warnings);
-  prefixed(errors, pc.tls_where, label, load_errors);
-  prefixed(warnings, pc.tls_where, label, load_warnings);
+  out.credentials = tls::ClientCredentials::load(config, &load_errors, &load_warnings);
+  prefixed(errors, where, label, load_errors);
+  prefixed(warnings, where, label, load_warnings);
   if (!out.credentials) return false;
   std::string error;
-  if (!tls::ClientContext::create(pc.tls, out.credentials, &error)) {
-    errors.push_back(pc.tls_where + ": " + label + ": " + error);
+  if (!tls::ClientContext::create(config, out.credentials, &error)) {
+    errors.push_back(where + ": " + label + ": " + error);
     return false;
   }
   return true;
@@ -96,7 +96,10 @@ Runtime::~Runtime() = default;
 
 std::unique_ptr<Runtime> Runtime::build(Config config, std::vector<std::string>& errors,
                                         std::vector<std::string>& warnings, StateStore* store) {
-  auto rt = std::make_unique<Runtime>();
+  std::shared_ptr<GlobalStats> global;
+  if (store && !store->global) store->global = std::make_shared<GlobalStats>();
+  global = store ? store->global : std::make_shared<GlobalStats>();
+  auto rt = std::make_unique<Runtime>(std::move(global));
   rt->store = store;
   rt->config = std::move(config);  // pools point into rt->config: build them only after the move
   rt->pools = buildPools(rt->config, store);
@@ -110,9 +113,15 @@ std::unique_ptr<Runtime> Runtime::build(Config config, std::vector<std::string>&
     if (lc.has_tls) ok = loadListenerTls(lc, rt->listener_tls[i], errors, warnings) && ok;
   }
   rt->pool_tls.resize(rt->pools.size());
+  rt->check_tls.resize(rt->pools.size());
   for (size_t i = 0; i < rt->pools.size(); ++i) {
     const PoolConfig& pc = *rt->pools[i].config;
-    if (pc.tls.enabled) ok = loadPoolTls(pc, rt->pool_tls[i], errors, warnings) && ok;
+    std::string label = "[pool.tls] of pool \"" + pc.name + "\"";
+    if (pc.tls.enabled) ok = loadClientTls(pc.tls, pc.tls_where, label, rt->pool_tls[i], errors, warnings) && ok;
+    if (pc.health.speaksTls()) {
+      label = "TLS health check of pool \"" + pc.name + "\"";
+      ok = loadClientTls(pc.health.tls, pc.health_where, label, rt->check_tls[i], errors, warnings) && ok;
+    }
   }
   if (!ok) return nullptr;
   return rt;

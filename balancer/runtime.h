@@ -74,6 +74,12 @@ struct PoolTls {
   std::shared_ptr<const tls::ClientCredentials> credentials;  // null: plain TCP to the backends
 };
 
+// Process-wide counters, continued by every generation.
+struct GlobalStats {
+  std::atomic<uint32_t> active{0};            // live connections, all listeners, workers and generations
+  std::atomic<uint64_t> rejected_global_limit{0};
+};
+
 struct Runtime {
   Config config;
   StateStore* store = nullptr;                // where counters and health state persist
@@ -81,8 +87,14 @@ struct Runtime {
   std::vector<std::unique_ptr<ListenerRuntime>> listeners;
   std::vector<ListenerTls> listener_tls;      // parallel to listeners
   std::vector<PoolTls> pool_tls;              // parallel to pools
-  std::atomic<uint32_t> active{0};            // live connections, all listeners and workers
-  std::atomic<uint64_t> rejected_global_limit{0};
+  std::vector<PoolTls> check_tls;             // parallel to pools: credentials of TLS health checks
+  std::shared_ptr<GlobalStats> global_stats;
+  std::atomic<uint32_t>& active;
+  std::atomic<uint64_t>& rejected_global_limit;
+
+  explicit Runtime(std::shared_ptr<GlobalStats> global)
+      : global_stats(std::move(global)), active(global_stats->active),
+        rejected_global_limit(global_stats->rejected_global_limit) {}
 
   // Builds pools and routers and reads every certificate, key, CA, CRL and ticket key file,
   // then builds each TLS context once to validate policies. On failure returns nullptr with

@@ -71,7 +71,7 @@ bool ProxyConnection::queueBytes(int d, const uint8_t* data, size_t len) {
 // Called once the route says terminate: the bytes already read (the ClientHello, maybe more)
 // become the input of a server-mode stream.
 bool ProxyConnection::startTermination() {
-  const tls::ServerContext* context = worker_.serverTls(listener_->index);
+  const tls::ServerContext* context = gen_->serverTls(listener_->index);
   tls::SslPtr ssl = context != nullptr ? context->newSsl() : nullptr;
   if (!ssl || !tls_[0].stream.attach(std::move(ssl), &tls_[0].sink)) {
     core::log().error("listener {}: cannot create a TLS session: {}", listener_->config->name,
@@ -347,7 +347,7 @@ void ProxyConnection::queueProxyHeader() {
 bool ProxyConnection::startBackendTls() {
   dirs_[0].to = backend_fd_;
   dirs_[1].from = backend_fd_;
-  const tls::ClientContext* context = worker_.clientTls(pool_->index);
+  const tls::ClientContext* context = gen_->clientTls(pool_->index);
   if (context == nullptr) {
     openGate();
     return true;
@@ -362,7 +362,7 @@ bool ProxyConnection::startBackendTls() {
       !tls_name.empty() ? std::string_view(tls_name) : tls::ClientContext::verifyNameFor(config, sni, ip);
   std::string_view alpn = config.forward_alpn ? std::string_view(alpn_, alpn_len_) : std::string_view();
   std::string error;
-  tls::SslPtr ssl = context->newSsl(sni, verify_name, worker_.backendSession(pool_->index, backend_->index),
+  tls::SslPtr ssl = context->newSsl(sni, verify_name, gen_->backendSession(pool_->index, backend_->index),
                                     alpn, &error);
   if (!ssl || !tls_[1].stream.attach(std::move(ssl), &tls_[1].sink)) {
     core::log().error("pool {} backend {}: cannot create a TLS session: {}", pool_->name, backend_->name, error);

@@ -13,10 +13,69 @@
 
 namespace ringlb::balancer {
 
-Worker::Worker(unsigned id, Runtime& runtime, const core::UringFeatures& features,
-               std::vector<ListenSocket> sockets)
-    : id_(id), runtime_(runtime), features_(features), sockets_(std::move(sockets)),
-      accept_armed_(sockets_.size(), false) {}
+std::string listenKey(const ListenerConfig& listener, const AddressSpec& bind) {
+  auto address = core::SocketAddress::parse(bind.text);
+  std::string normalized = address ? address->toString() : bind.text;
+  bool kernel_port = !normalized.starts_with("unix:") && normalized.ends_with(":0");
+  return kernel_port ? listener.name + "|" + normalized : normalized;
+}
+
+WorkerTls::WorkerTls() = default;
+WorkerTls::~WorkerTls() = default;
+
+std::unique_ptr<WorkerTls> WorkerTls::build(const Runtime& rt, std::string* error) {
+  auto out = std::make_unique<WorkerTls>();
+  out->server.resize(rt.listeners.size());
+  for (size_t i = 0; i < rt.listeners.size(); ++i) {
+    const ListenerTls& material = rt.listener_tls[i];
+    if (!material.certificates) continue;
+    out->server[i] = tls::ServerContext::create(rt.config.listeners[i].tls, material.certificates,
+                                                material.ticket_keys, error);
+    if (!out->server[i]) {
+      *error = "listener " + rt.config.listeners[i].name + ": " + *error;
+      return nullptr;
+    }
+  }
+  out->client.resize(rt.pools.size());
+  out->check.resize(rt.pools.size());
+  for (size_t i = 0; i < rt.pools.size(); ++i) {
+    const PoolConfig& pc = *rt.pools[i].config;
+    if (const PoolTls& material = rt.pool_tls[i]; material.credentials) {
+      out->client[i] = tls::ClientContext::create(pc.tls, material.credentials, error);
+      if (!out->client[i]) {
+        *error = "pool " + pc.name + ": " + *error;
+        return nullptr;
+      }
+    }
+    if (const PoolTls& material = rt.check_tls[i]; material.credentials) {
+      out->check[i] = tls::ClientContext::create(pc.health.tls, material.credentials, error);
+      if (!out->check[i]) {
+        *error = "pool " + pc.name + " health check: " + *error;
+        return nullptr;
+      }
+    }
+  }
+  return out;
+}
+
+Generation::Generation(std::shared_ptr<Runtime> runtime, std::unique_ptr<WorkerTls> tls, uint64_t seed)
+    : runtime_(std::move(runtime)), tls_(std::move(tls)) {
+  for (const Pool& pool : runtime_->pools) selectors_.push_back(makeSelector(pool, seed));
+  sessions_.resize(runtime_->pools.size());
+  for (size_t i = 0; i < runtime_->pools.size(); ++i) {
+    if (tls_->client[i]) sessions_[i] = std::vector<tls::BackendSessionSlot>(runtime_->pools[i].backends.size());
+  }
+}
+
+Generation::~Generation() = default;
+
+tls::BackendSessionSlot* Generation::backendSession(uint32_t pool, uint32_t backend) {
+  if (sessions_[pool].empty()) return nullptr;  // ClientContext honours session_reuse
+  return &sessions_[pool][backend];
+}
+
+Worker::Worker(unsigned id, unsigned worker_count, GenerationUpdate initial, const core::UringFeatures& features)
+    : id_(id), worker_count_(worker_count), features_(features), initial_(std::move(initial)) {}
 
 Worker::~Worker() { join(); }
 
@@ -36,6 +95,15 @@ void Worker::requestStop() {
   }
 }
 
+void Worker::update(GenerationUpdate update) {
+  {
+    std::lock_guard lock(mailbox_mu_);
+    mailbox_.push_back(std::move(update));
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(update_fd_.get(), &one, sizeof(one));
+}
+
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
@@ -49,11 +117,13 @@ void Worker::threadMain() {
   ready_.notify_all();
   if (!ok) return;
   loop_.run();
+  // Every connection has ended; stop what is left and free the generations.
+  generations_.clear();
   core::log().debug("worker {} exited", id_);
 }
 
 bool Worker::init() {
-  const GlobalConfig& global = runtime_.config.global;
+  const GlobalConfig& global = initial_.runtime->config.global;
   core::UringLoopOptions options;
   options.buffer_count = global.buffers_per_worker;
   options.buffer_size = global.buffer_size;
@@ -65,50 +135,106 @@ bool Worker::init() {
   drain_timer_.handler = accept_retry_timer_.handler = this;
   drain_timer_.kind = kDrainTimer;
   accept_retry_timer_.kind = kAcceptRetryTimer;
-  for (const Pool& pool : runtime_.pools) selectors_.push_back(makeSelector(pool, 0x9e3779b97f4a7c15ull * (id_ + 1)));
-  relay_ = global.relay;
-  if (!initTls()) return false;
   stop_fd_ = core::UniqueFd(::eventfd(0, EFD_CLOEXEC));
-  if (!stop_fd_) {
+  update_fd_ = core::UniqueFd(::eventfd(0, EFD_CLOEXEC));
+  if (!stop_fd_ || !update_fd_) {
     error_ = std::string("eventfd: ") + std::strerror(errno);
     return false;
   }
   loop_.readEventFd(slot_, kStopRead, stop_fd_.get(), &stop_value_);
-  for (size_t i = 0; i < sockets_.size(); ++i) armAccept(i);
+  loop_.readEventFd(slot_, kUpdateRead, update_fd_.get(), &update_value_);
+  {
+    std::lock_guard lock(mailbox_mu_);
+    mailbox_.insert(mailbox_.begin(), std::move(initial_));
+  }
+  applyUpdates();
   return true;
 }
 
-bool Worker::initTls() {
-  const Runtime& rt = runtime_;
-  server_tls_.resize(rt.listeners.size());
-  for (size_t i = 0; i < rt.listeners.size(); ++i) {
-    const ListenerTls& material = rt.listener_tls[i];
-    if (!material.certificates) continue;
-    server_tls_[i] = tls::ServerContext::create(rt.config.listeners[i].tls, material.certificates,
-                                                material.ticket_keys, &error_);
-    if (!server_tls_[i]) {
-      error_ = "worker " + std::to_string(id_) + ": listener " + rt.config.listeners[i].name + ": " + error_;
-      return false;
+void Worker::applyUpdates() {
+  std::vector<GenerationUpdate> updates;
+  {
+    std::lock_guard lock(mailbox_mu_);
+    updates.swap(mailbox_);
+  }
+  if (!updates.empty()) spare_hello_.clear();  // client_hello_max may have changed
+  for (GenerationUpdate& update : updates) {
+    if (!generations_.empty()) {
+      Generation& old = current();
+      old.retired = true;
+      stopCheckers(old);
+    }
+    uint64_t seed = 0x9e3779b97f4a7c15ull * (id_ + 1) + ++generation_seq_;
+    generations_.push_back(std::make_unique<Generation>(std::move(update.runtime), std::move(update.tls), seed));
+    if (!stopping_) {
+      updateSockets(std::move(update.sockets));
+      startCheckers(current());
     }
   }
-  client_tls_.resize(rt.pools.size());
-  backend_sessions_.resize(rt.pools.size());
-  for (size_t i = 0; i < rt.pools.size(); ++i) {
-    const PoolTls& material = rt.pool_tls[i];
-    if (!material.credentials) continue;
-    client_tls_[i] = tls::ClientContext::create(rt.pools[i].config->tls, material.credentials, &error_);
-    if (!client_tls_[i]) {
-      error_ = "worker " + std::to_string(id_) + ": pool " + rt.pools[i].name + ": " + error_;
-      return false;
-    }
-    backend_sessions_[i] = std::vector<tls::BackendSessionSlot>(rt.pools[i].backends.size());
-  }
-  return true;
+  maybeFreeGenerations();
 }
 
-tls::BackendSessionSlot* Worker::backendSession(uint32_t pool, uint32_t backend) {
-  if (backend_sessions_[pool].empty()) return nullptr;  // ClientContext honours session_reuse
-  return &backend_sessions_[pool][backend];
+// Sockets whose key is in `sockets` are kept (with the new listener index); the others are
+// closed once their accept has ended; new ones are armed.
+void Worker::updateSockets(std::vector<ListenSocket> sockets) {
+  std::vector<bool> keep(sockets_.size(), false);
+  for (ListenSocket& wanted : sockets) {
+    auto it = std::find_if(sockets_.begin(), sockets_.end(), [&](const ListenSocket& s) {
+      return s.fd && s.key == wanted.key && !closing_[static_cast<size_t>(&s - sockets_.data())];
+    });
+    if (it != sockets_.end()) {
+      it->listener = wanted.listener;
+      keep[static_cast<size_t>(it - sockets_.begin())] = true;
+      continue;
+    }
+    if (!wanted.fd) continue;  // the control thread only omits fds for sockets we have
+    size_t i = 0;
+    while (i < sockets_.size() && (sockets_[i].fd || accept_armed_[i])) ++i;
+    if (i == sockets_.size()) {
+      if (i >= kMaxSockets) {
+        core::log().error("worker {}: more than {} listening sockets; not listening on {}", id_, kMaxSockets,
+                          wanted.key);
+        continue;
+      }
+      sockets_.emplace_back();
+      accept_armed_.push_back(false);
+      closing_.push_back(false);
+      keep.push_back(false);
+    }
+    sockets_[i] = std::move(wanted);
+    closing_[i] = false;
+    keep[i] = true;
+    armAccept(i);
+  }
+  for (size_t i = 0; i < sockets_.size(); ++i) {
+    if (!keep[i] && sockets_[i].fd && !closing_[i]) closeSocket(i);
+  }
+}
+
+void Worker::closeSocket(size_t i) {
+  closing_[i] = true;
+  if (accept_armed_[i]) {
+    loop_.cancelOp(slot_, kCancelAccept, static_cast<uint8_t>(kAcceptBase + i));
+  } else {
+    sockets_[i].fd.reset();
+    closing_[i] = false;
+  }
+}
+
+void Worker::startCheckers(Generation&) {}
+void Worker::stopCheckers(Generation&) {}
+
+// Frees retired generations that no connection uses and whose checkers have stopped.
+void Worker::maybeFreeGenerations() {
+  for (size_t i = 0; i + 1 < generations_.size();) {
+    Generation& g = *generations_[i];
+    if (g.retired && g.connections == 0 && g.checkers_stopping == 0) {
+      generations_.erase(generations_.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+  generations_held_.store(static_cast<uint32_t>(generations_.size()), std::memory_order_relaxed);
 }
 
 void Worker::armAccept(size_t i) {
@@ -120,6 +246,9 @@ void Worker::armAccept(size_t i) {
 void Worker::onCompletion(uint8_t op, const core::Completion& completion) {
   if (op == kStopRead) {
     beginDrain();
+  } else if (op == kUpdateRead) {
+    applyUpdates();
+    if (completion.res >= 0 && !stopping_) loop_.readEventFd(slot_, kUpdateRead, update_fd_.get(), &update_value_);
   } else if (op >= kAcceptBase) {
     onAccept(op - kAcceptBase, completion);
   }
@@ -143,21 +272,21 @@ bool takeSlot(std::atomic<uint32_t>& active, uint32_t limit, std::atomic<uint64_
 }  // namespace
 
 bool Worker::admit(ListenerRuntime& listener) {
-  if (!takeSlot(runtime_.active, runtime_.config.global.max_connections, runtime_.rejected_global_limit, "global"))
-    return false;
+  Runtime& rt = current().runtime();
+  if (!takeSlot(rt.active, rt.config.global.max_connections, rt.rejected_global_limit, "global")) return false;
   if (!takeSlot(listener.stats.active, listener.config->max_connections, listener.stats.rejected_limit,
                 "listener " + listener.config->name)) {
-    runtime_.active.fetch_sub(1, std::memory_order_relaxed);
+    rt.active.fetch_sub(1, std::memory_order_relaxed);
     return false;
   }
   return true;
 }
 
 void Worker::onAccept(size_t i, const core::Completion& completion) {
-  ListenerRuntime& listener = *runtime_.listeners[sockets_[i].listener];
+  ListenerRuntime& listener = *current().runtime().listeners[sockets_[i].listener];
   if (completion.res >= 0) {
     int fd = completion.res;
-    if (stopping_ || !admit(listener)) {
+    if (stopping_ || closing_[i] || !admit(listener)) {
       ::close(fd);
     } else {
       listener.stats.accepted.fetch_add(1, std::memory_order_relaxed);
@@ -174,13 +303,15 @@ void Worker::onAccept(size_t i, const core::Completion& completion) {
       if (live_) live_->prev = conn;
       live_ = conn;
       ++live_count_;
-      conn->start(fd, listener);
+      ++current().connections;
+      conn->start(fd, listener, current());
     }
   }
   if (completion.more()) return;
   accept_armed_[i] = false;
-  if (stopping_) {
+  if (stopping_ || closing_[i]) {
     sockets_[i].fd.reset();  // the multishot accept is gone: stop listening
+    closing_[i] = false;
     return;
   }
   if (completion.res < 0 && completion.res != -ECANCELED) {
@@ -213,6 +344,8 @@ void Worker::beginDrain() {
   if (stopping_) return;
   stopping_ = true;
   loop_.timers().cancel(accept_retry_timer_);
+  loop_.cancelOp(slot_, kCancelAccept, kUpdateRead);
+  for (auto& generation : generations_) stopCheckers(*generation);
   for (size_t i = 0; i < sockets_.size(); ++i) {
     if (accept_armed_[i]) {
       loop_.cancelOp(slot_, kCancelAccept, static_cast<uint8_t>(kAcceptBase + i));
@@ -220,20 +353,26 @@ void Worker::beginDrain() {
       sockets_[i].fd.reset();
     }
   }
-  loop_.timers().schedule(drain_timer_, loop_.now() + runtime_.config.global.drain_timeout);
+  const GlobalConfig& global = current().runtime().config.global;
+  loop_.timers().schedule(drain_timer_, loop_.now() + global.drain_timeout);
   core::log().info("worker {}: stopped accepting; draining {} connections (up to {} ms)", id_, live_count_,
-                   runtime_.config.global.drain_timeout.count());
+                   global.drain_timeout.count());
 }
 
 void Worker::maybeExit() {
   if (!stopping_ || live_count_ > 0) return;
+  for (const auto& generation : generations_) {
+    if (generation->checkers_stopping > 0) return;
+  }
   if (std::any_of(accept_armed_.begin(), accept_armed_.end(), [](bool b) { return b; })) return;
   if (loop_.inflight(slot_) > 0) return;
   loop_.timers().cancel(drain_timer_);
   loop_.stop();
 }
 
-void Worker::connectionClosed(ProxyConnection* conn) {
+void Worker::connectionClosed(ProxyConnection* conn, Generation* generation) {
+  --generation->connections;
+  if (generation->retired && generation->connections == 0) maybeFreeGenerations();
   if (conn->prev) conn->prev->next = conn->next;
   else live_ = conn->next;
   if (conn->next) conn->next->prev = conn->prev;
@@ -251,7 +390,10 @@ HelloBuffer* Worker::acquireHelloBuffer() {
     return b;
   }
   uint32_t max_hello = 0;
-  for (const ListenerConfig& l : runtime_.config.listeners) max_hello = std::max(max_hello, l.client_hello_max);
+  for (const auto& generation : generations_) {
+    for (const ListenerConfig& l : generation->runtime().config.listeners)
+      max_hello = std::max(max_hello, l.client_hello_max);
+  }
   auto buffer = std::make_unique<HelloBuffer>();
   // Input: the hello plus its record headers (a hello split into small records carries more
   // header bytes) plus anything the client pipelined after it.

@@ -270,13 +270,13 @@ class PrivilegeTest(TerminateTest):
         r = s_client_tls(lb.port(), sni="www.example.test", ca="public-ca", request="/id")
         self.assertEqual(r.peer_cn, "www.example.test", r)
         self.assert_served(r)
-        self.assertNotRegex(self.stop_ringlb(lb), r"warning:.*www-ecdsa")
+        self.assertNotRegex(self.stop_ringlb(lb), r"warning:? .*www-ecdsa")
 
     def test_world_readable_key_file_gets_a_warning_naming_it(self):
         www, default = self.private_copy(["www-ecdsa", "default"], 0o644)
         lb, _ = self.nginx_vip(tls=public_tls(certificates=[www, default], default_certificate=default))
         log = lb.output()
-        self.assertRegex(log, rf"warning:.*{re.escape(www)}")
+        self.assertRegex(log, rf"warning:? .*{re.escape(www)}")
         self.assert_served(s_client_tls(lb.port(), sni="www.example.test", ca="public-ca", request="/id"))
 
 
