@@ -1029,3 +1029,60 @@ def access_lines(log):
         fields = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line))
         out.append({k: v[1:-1] if v.startswith('"') else v for k, v in fields.items()})
     return out
+
+
+class EchoLoad:
+    """Continuous short connections to 127.0.0.1:port through ringlb to echo backends, from
+    `threads` threads: each connects, sends a unique line, expects it echoed, closes. Runs
+    until stop() or `max_seconds`/`max_connections` (bounded); counts successes and keeps
+    every failure with its reason (refused, reset, timeout, wrong bytes)."""
+
+    def __init__(self, port, threads=4, max_seconds=120, max_connections=200000, timeout=5.0):
+        self.port = port
+        self.timeout = timeout
+        self.ok = 0
+        self.failures = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.deadline = time.monotonic() + max_seconds
+        self.max_connections = max_connections
+        self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _one(self, payload):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout) as s:
+            s.sendall(payload)
+            got = b""
+            while len(got) < len(payload):
+                data = s.recv(65536)
+                if not data:
+                    break
+                got += data
+            if got != payload:
+                raise AssertionError(f"echo mismatch: sent {len(payload)} bytes, got {got[:60]!r}")
+
+    def _loop(self, index):
+        n = 0
+        while not self.stopping.is_set() and time.monotonic() < self.deadline:
+            with self.lock:
+                if self.ok + len(self.failures) >= self.max_connections:
+                    return
+            n += 1
+            payload = f"thread {index} connection {n}\n".encode()
+            try:
+                self._one(payload)
+                with self.lock:
+                    self.ok += 1
+            except Exception as e:  # noqa: BLE001 - every failure kind is recorded
+                with self.lock:
+                    self.failures.append(f"{type(e).__name__}: {e}")
+
+    def wait_ok(self, count, timeout=20):
+        wait_for(lambda: self.ok >= count, timeout=timeout, what=f"{count} successful connections")
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=30)
+        return self.ok, list(self.failures)
