@@ -144,6 +144,7 @@ int run(const Args& args) {
   log_options.file = config->global.log_file;
   log_options.access_log = config->global.access_log;
   log_options.access_file = config->global.access_log_file;
+  log_options.access_json = config->global.access_log_format == balancer::AccessLogFormat::Json;
   std::string error;
   if (!core::setupLogging(log_options, &error)) {
     std::fprintf(stderr, "ringlb: cannot open log: %s\n", error.c_str());

@@ -12,6 +12,7 @@
 #include "tls/server_context.h"
 #include "balancer/router.h"
 #include "balancer/worker.h"
+#include "balancer/access_record.h"
 #include "core/log.h"
 
 namespace ringlb::balancer {
@@ -648,16 +649,24 @@ void ProxyConnection::logAccess() {
   spdlog::logger* access = core::accessLog();
   if (access == nullptr) return;
   const core::SocketAddress& client = peer();
-  auto ms = std::chrono::duration<double, std::milli>(worker_.loop().now() - started_).count();
-  std::string tls_fields = tlsMode() ? tlsLogFields() : std::string();
-  access->info("client={} listener={} sni={} alpn={} pool={} backend={} bytes_in={} bytes_out={} relay={},{}{} "
-               "duration_ms={:.1f} end={}{}{}",
-               client.length() ? client.toString() : "-", listener_->config->name,
-               sni_len_ ? std::string_view(sni_, sni_len_) : "-", alpn_len_ ? std::string_view(alpn_, alpn_len_) : "-",
-               pool_ ? std::string_view(pool_->name) : "-", backend_ ? std::string_view(backend_->name) : "-",
-               dirs_[0].bytes, dirs_[1].bytes, dirs_[0].splice ? "splice" : "buffers",
-               dirs_[1].splice ? "splice" : "buffers", tls_fields, ms, endReasonName(end_), end_errno_ ? " errno=" : "",
-               end_errno_ ? std::strerror(end_errno_) : "");
+  AccessRecord record(gen_->runtime().config.global.access_log_format == AccessLogFormat::Json);
+  record.add("client", client.length() ? client.toString() : "-");
+  record.add("listener", listener_->config->name);
+  record.add("sni", std::string_view(sni_, sni_len_));
+  record.add("alpn", std::string_view(alpn_, alpn_len_));
+  record.add("pool", pool_ ? std::string_view(pool_->name) : "-");
+  record.add("backend", backend_ ? std::string_view(backend_->name) : "-");
+  record.add("bytes_in", dirs_[0].bytes);
+  record.add("bytes_out", dirs_[1].bytes);
+  char relay[16];
+  std::snprintf(relay, sizeof(relay), "%s,%s", dirs_[0].splice ? "splice" : "buffers",
+                dirs_[1].splice ? "splice" : "buffers");
+  record.add("relay", relay);
+  if (tlsMode()) addTlsLogFields(record);
+  record.addMillis("duration_ms", std::chrono::duration<double, std::milli>(worker_.loop().now() - started_).count());
+  record.add("end", endReasonName(end_));
+  if (end_errno_) record.add("errno", std::strerror(end_errno_));
+  access->info("{}", record.finish());
 }
 
 }  // namespace ringlb::balancer

@@ -37,6 +37,7 @@ namespace ringlb::balancer {
 
 class Worker;
 class Generation;
+class AccessRecord;
 struct ListenerRuntime;
 struct Pool;
 struct Backend;
@@ -229,7 +230,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   bool tlsMode() const { return tls_[0].stream.active(); }
   bool sideIsTls(int side) const { return tls_[side].stream.active(); }
   void releaseTls();
-  std::string tlsLogFields() const;
+  void addTlsLogFields(AccessRecord& record) const;
 
   // teardown
   void finish(EndReason reason);

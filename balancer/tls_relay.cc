@@ -20,6 +20,7 @@
 #include "balancer/proxy_connection.h"
 #include "balancer/proxy_protocol.h"
 #include "balancer/worker.h"
+#include "balancer/access_record.h"
 #include "core/log.h"
 #include "tls/client_context.h"
 #include "tls/server_context.h"
@@ -427,21 +428,21 @@ void ProxyConnection::tlsFailed(int side, const char* what) {
 
 // " tls=TLSv1.3 cipher=... resumed=0 backend_tls=... backend_resumed=1 tls_error=\"...\"" for
 // the access log line.
-std::string ProxyConnection::tlsLogFields() const {
-  std::string out;
+void ProxyConnection::addTlsLogFields(AccessRecord& record) const {
   for (int side = 0; side < 2; ++side) {
     const tls::TlsStream& stream = tls_[side].stream;
     if (!stream.active() || !stream.handshakeDone()) continue;
     tls::SessionInfo info = tls::sessionInfo(stream.ssl(), /*with_client_names=*/side == 0);
-    const char* prefix = side == 0 ? "" : "backend_";
-    out += fmt::format(" {}tls={} {}cipher={} {}resumed={}", prefix, info.version, prefix, info.cipher, prefix,
-                       info.resumed ? 1 : 0);
-    if (side == 0 && info.client_cert_presented) {
-      out += fmt::format(" client_cert=\"{}\" client_verified={}", info.client_subject, info.client_cert_verified ? 1 : 0);
+    bool front = side == 0;
+    record.add(front ? "tls" : "backend_tls", info.version);
+    record.add(front ? "cipher" : "backend_cipher", info.cipher);
+    record.add(front ? "resumed" : "backend_resumed", info.resumed ? 1u : 0u);
+    if (front && info.client_cert_presented) {
+      record.add("client_cert", info.client_subject);
+      record.add("client_verified", info.client_cert_verified ? 1u : 0u);
     }
   }
-  if (!tls_error_.empty()) out += fmt::format(" tls_error=\"{}\"", tls_error_);
-  return out;
+  if (!tls_error_.empty()) record.add("tls_error", tls_error_);
 }
 
 void ProxyConnection::releaseTls() {

@@ -33,7 +33,9 @@ bool setupLogging(const LogOptions& options, std::string* error) {
       spdlog::sink_ptr sink = makeSink(options.access_file.empty() ? options.file : options.access_file);
       access = std::make_shared<spdlog::async_logger>("access", sink, spdlog::thread_pool(),
                                                       spdlog::async_overflow_policy::overrun_oldest);
-      access->set_pattern("%Y-%m-%dT%H:%M:%S.%e access %v");
+      // JSON: the record (balancer/access_record.h) supplies the fields and the closing brace.
+      access->set_pattern(options.access_json ? R"({"time":"%Y-%m-%dT%H:%M:%S.%e",%v)"
+                                              : "%Y-%m-%dT%H:%M:%S.%e access %v");
       access->set_level(spdlog::level::info);
       access->flush_on(spdlog::level::info);
     }

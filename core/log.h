@@ -14,6 +14,7 @@ struct LogOptions {
   std::string file;         // "" = stderr
   bool access_log = true;
   std::string access_file;  // "" = same sink as the main log
+  bool access_json = false; // access lines are JSON objects: the pattern opens them with the time
 };
 
 // Installs the loggers; returns false with *error if a file cannot be opened.
