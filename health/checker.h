@@ -5,7 +5,10 @@
 // to the backend's ServerState, logging each up/down transition.
 //
 // Contract:
-//  - config, state and tls (required when config.speaksTls()) must outlive the checker.
+//  - config, state and tls (required when config.speaksTls()) must outlive the checker. `tls`
+//    is built from config.tls: its CAs, policy and ALPN offer are what the check uses. Checks
+//    never resume sessions: each one is a full handshake with certificate verification.
+//  - start() again after stop() only once idle().
 //  - A check holds one socket; it is closed only once every operation on it has completed
 //    (closing an fd does not cancel io_uring work), and the next check is scheduled then.
 //  - While state.checksPaused() (Maint) the schedule keeps running but no check is made.

@@ -276,6 +276,21 @@ TEST_F(CheckerTest, StopWhileACheckIsInFlightReachesIdleAndCallsOnIdle) {
   EXPECT_TRUE(checker->stop(nullptr)) << "stopping an idle checker is immediate";
 }
 
+TEST_F(CheckerTest, OnIdleMayDestroyTheChecker) {
+  TestServer server(silent);
+  config_.type = CheckType::Http;
+  config_.timeout = 2000ms;
+  std::unique_ptr<Checker> checker = makeChecker(server.address());
+  checker->start(0ms);
+  ASSERT_TRUE(runUntil([&] { return server.connections() > 0; }));
+  ASSERT_FALSE(checker->idle());
+  EXPECT_FALSE(checker->stop([&](Checker* c) {
+    EXPECT_EQ(c, checker.get());
+    checker.reset();  // the integrator's pattern: destroy from the callback
+  }));
+  EXPECT_TRUE(runUntil([&] { return checker == nullptr; }, 1000ms));
+}
+
 TEST_F(CheckerTest, MaintPausesChecksButKeepsTheSchedule) {
   std::string error;
   core::UniqueFd listener = core::listenOn(*core::SocketAddress::parse("127.0.0.1:0"), 16, &error);
