@@ -130,7 +130,10 @@ bool ServerState::onConnectFailure(Clock::time_point now, Millis* ejected_for) {
   Clock::time_point until = now + length;
   ejected_until_.store(ticks(until), std::memory_order_relaxed);
   markUsable(until);
-  consecutive_connect_failures_.store(0, std::memory_order_relaxed);
+  // The failure count stays non-zero while the circuit is open or half-open: it is what tells
+  // onConnectSuccess()'s lock-free fast path that a success must close the circuit (reset
+  // ejections_in_row_). Resetting it here made that success a no-op, so a backend that had
+  // recovered was re-ejected, for longer, by its next single failure.
   if (ejected_for) *ejected_for = length;
   return true;
 }
