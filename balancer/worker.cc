@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "balancer/proxy_connection.h"
+#include "health/checker.h"
 #include "tls/client_context.h"
 #include "tls/server_context.h"
 #include "core/log.h"
@@ -221,8 +222,61 @@ void Worker::closeSocket(size_t i) {
   }
 }
 
-void Worker::startCheckers(Generation&) {}
-void Worker::stopCheckers(Generation&) {}
+// Each backend with active checks is checked by one worker: backend number k (counting over
+// the pools in order) by worker k % worker_count. A reload restarts the checkers on the new
+// generation; the state they feed (health::ServerState) is the backend's shared one, so an
+// unchanged backend keeps its up/down state and counters.
+void Worker::startCheckers(Generation& generation) {
+  const Runtime& rt = generation.runtime();
+  uint32_t ordinal = 0;
+  for (const Pool& pool : rt.pools) {
+    const health::CheckConfig& check = pool.config->health;
+    for (const auto& backend : pool.backends) {
+      uint32_t owner = ordinal++ % worker_count_;
+      if (check.type == health::CheckType::None || owner != id_) continue;
+      health::CheckTarget target;
+      target.pool = pool.name;
+      target.backend = backend->name;
+      target.address = check.port ? backend->address.withPort(check.port) : backend->address;
+      target.host = backend->address.isUnix() ? "localhost" : backend->address_text;
+      if (check.speaksTls()) {
+        // forward_sni has no client to forward from: such a check sends no SNI.
+        target.sni = check.tls.forward_sni ? "" : check.tls.sni;
+        const std::string& tls_name = pool.config->backends[backend->index].tls_name;
+        std::string ip = backend->address.hostString();
+        target.verify_name = !tls_name.empty() ? tls_name
+                                               : std::string(tls::ClientContext::verifyNameFor(check.tls, target.sni, ip));
+      }
+      auto checker = std::make_unique<health::Checker>(loop_, check, std::move(target), backend->health(),
+                                                       generation.checkTls(pool.index));
+      // The first check soon (a new generation should not wait a full interval to learn a
+      // new backend's state), spread over up to one fast interval.
+      auto spread = std::chrono::duration_cast<health::Millis>(check.fast_interval * (ordinal % 16) / 16);
+      checker->start(health::Millis{10} + spread);
+      generation.checkers.push_back(std::move(checker));
+    }
+  }
+}
+
+void Worker::stopCheckers(Generation& generation) {
+  for (auto& checker : generation.checkers) {
+    if (!checker) continue;
+    health::Checker* raw = checker.get();
+    bool idle = raw->stop([this, &generation](health::Checker* stopped) {
+      for (auto& c : generation.checkers) {
+        if (c.get() == stopped) c.reset();
+      }
+      --generation.checkers_stopping;
+      maybeFreeGenerations();
+      maybeExit();
+    });
+    if (idle) {
+      checker.reset();
+    } else {
+      ++generation.checkers_stopping;
+    }
+  }
+}
 
 // Frees retired generations that no connection uses and whose checkers have stopped.
 void Worker::maybeFreeGenerations() {

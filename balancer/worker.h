@@ -92,6 +92,7 @@ class Generation {
 
   uint32_t connections = 0;   // live connections that started in this generation
   bool retired = false;       // a newer generation serves new connections
+  std::vector<std::unique_ptr<health::Checker>> checkers;  // this worker's share of the backends
   uint32_t checkers_stopping = 0;
 
  private:

@@ -98,6 +98,13 @@ uint16_t SocketAddress::port() const {
   return 0;
 }
 
+SocketAddress SocketAddress::withPort(uint16_t port) const {
+  SocketAddress out = *this;
+  if (family() == AF_INET) reinterpret_cast<sockaddr_in*>(&out.storage_)->sin_port = htons(port);
+  if (family() == AF_INET6) reinterpret_cast<sockaddr_in6*>(&out.storage_)->sin6_port = htons(port);
+  return out;
+}
+
 std::string SocketAddress::toString() const {
   char buf[INET6_ADDRSTRLEN] = {};
   switch (family()) {

@@ -27,6 +27,8 @@ class SocketAddress {
   int family() const { return storage_.ss_family; }
   bool isUnix() const { return family() == AF_UNIX; }
   uint16_t port() const;
+  // The same address with another port (IP only; a unix address is returned unchanged).
+  SocketAddress withPort(uint16_t port) const;
   const sockaddr* sockaddrPtr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
   sockaddr* sockaddrPtr() { return reinterpret_cast<sockaddr*>(&storage_); }
   socklen_t length() const { return len_; }

@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -1031,6 +1032,27 @@ def access_lines(log):
     return out
 
 
+class EchoBackend(Process):
+    """tests/integration/echo_backend.py as a process: echoes plain connections, answers HTTP
+    health requests with `health_status` (or never, with hang_health). `port` = restart on it."""
+
+    def __init__(self, name, port=0, health_status=200, hang_health=False):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo_backend.py")
+        argv = [sys.executable, script, "--port", str(port), "--name", name, "--health-status", str(health_status)]
+        if hang_health:
+            argv.append("--hang-health")
+        super().__init__(argv, name=f"echo-{name}")
+        m = wait_for(lambda: re.search(r"LISTENING (\d+)", self.output()) or (None if self.alive() else "dead"),
+                     what=f"echo backend {name} to listen")
+        if m == "dead":
+            raise AssertionError(f"echo backend {name} exited:\n{self.output()}")
+        self.port = int(m.group(1))
+        self.address = f"127.0.0.1:{self.port}"
+
+    def echoed(self):
+        return self.output().count("ECHO ")
+
+
 class EchoLoad:
     """Continuous short connections to 127.0.0.1:port through ringlb to echo backends, from
     `threads` threads: each connects, sends a unique line, expects it echoed, closes. Runs
@@ -1041,7 +1063,8 @@ class EchoLoad:
         self.port = port
         self.timeout = timeout
         self.ok = 0
-        self.failures = []
+        self.failures = []        # "Kind: message" per failed connection
+        self.failure_starts = []  # time.monotonic() at which each failed connection started
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.deadline = time.monotonic() + max_seconds
@@ -1070,6 +1093,7 @@ class EchoLoad:
                     return
             n += 1
             payload = f"thread {index} connection {n}\n".encode()
+            started = time.monotonic()
             try:
                 self._one(payload)
                 with self.lock:
@@ -1077,6 +1101,7 @@ class EchoLoad:
             except Exception as e:  # noqa: BLE001 - every failure kind is recorded
                 with self.lock:
                     self.failures.append(f"{type(e).__name__}: {e}")
+                    self.failure_starts.append(started)
 
     def wait_ok(self, count, timeout=20):
         wait_for(lambda: self.ok >= count, timeout=timeout, what=f"{count} successful connections")
