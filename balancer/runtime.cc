@@ -48,9 +48,9 @@ void prefixed(std::vector<std::string>& out, const std::string& where, const std
 }
 
 bool loadListenerTls(const ListenerConfig& lc, ListenerTls& out, std::vector<std::string>& errors,
-                     std::vector<std::string>& warnings) {
+                     std::vector<std::string>& warnings, const tls::PemOverlay* pem_overlay) {
   std::string label = "[listener.tls] of listener \"" + lc.name + "\"";
-  tls::CertificateStore::LoadResult loaded = tls::CertificateStore::load(lc.tls);
+  tls::CertificateStore::LoadResult loaded = tls::CertificateStore::load(lc.tls, pem_overlay);
   prefixed(errors, lc.tls_where, label, loaded.errors);
   prefixed(warnings, lc.tls_where, label, loaded.warnings);
   if (!loaded.store) return false;
@@ -95,7 +95,8 @@ bool loadClientTls(const tls::ClientTlsConfig& config, const std::string& where,
 Runtime::~Runtime() = default;
 
 std::unique_ptr<Runtime> Runtime::build(Config config, std::vector<std::string>& errors,
-                                        std::vector<std::string>& warnings, StateStore* store) {
+                                        std::vector<std::string>& warnings, StateStore* store,
+                                        const std::map<std::string, std::string>* pem_overlay) {
   std::shared_ptr<GlobalStats> global;
   if (store && !store->global) store->global = std::make_shared<GlobalStats>();
   global = store ? store->global : std::make_shared<GlobalStats>();
@@ -110,7 +111,7 @@ std::unique_ptr<Runtime> Runtime::build(Config config, std::vector<std::string>&
   for (uint32_t i = 0; i < rt->config.listeners.size(); ++i) {
     const ListenerConfig& lc = rt->config.listeners[i];
     rt->listeners.push_back(std::make_unique<ListenerRuntime>(lc, i, pool_index, store));
-    if (lc.has_tls) ok = loadListenerTls(lc, rt->listener_tls[i], errors, warnings) && ok;
+    if (lc.has_tls) ok = loadListenerTls(lc, rt->listener_tls[i], errors, warnings, pem_overlay) && ok;
   }
   rt->pool_tls.resize(rt->pools.size());
   rt->check_tls.resize(rt->pools.size());

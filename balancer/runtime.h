@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -101,8 +102,11 @@ struct Runtime {
   // one line per problem in `errors` ("file:line:col: [listener.tls] of ...: what"); key
   // files readable by others and similar go to `warnings`.
   // With a store, health state and counters continue those of the previous generation.
+  // `pem_overlay` (path -> PEM text) replaces listener certificate files' contents, see
+  // tls::CertificateStore::load(); the runtime API's "commit ssl cert" uses it.
   static std::unique_ptr<Runtime> build(Config config, std::vector<std::string>& errors,
-                                        std::vector<std::string>& warnings, StateStore* store = nullptr);
+                                        std::vector<std::string>& warnings, StateStore* store = nullptr,
+                                        const std::map<std::string, std::string>* pem_overlay = nullptr);
   ~Runtime();
 };
 

@@ -59,12 +59,23 @@ std::vector<std::string> namesOf(X509* leaf) {
 enum class FileOutcome { Loaded, Skipped, Failed };
 
 // One certificate file: chain, key (here or in "<path>.key"), key/cert match.
-FileOutcome loadCertificateFile(const std::string& path, bool skip_key_only,
+// The overlay's text for `path` if it has one, else the file.
+bool readPem(const std::string& path, const PemOverlay* overlay, std::string* out, std::string* error) {
+  if (overlay != nullptr) {
+    if (auto it = overlay->find(path); it != overlay->end()) {
+      *out = it->second;
+      return true;
+    }
+  }
+  return readFile(path, out, error);
+}
+
+FileOutcome loadCertificateFile(const std::string& path, bool skip_key_only, const PemOverlay* overlay,
                                 std::unique_ptr<Certificate>* out,
                                 CertificateStore::LoadResult* result) {
   std::string pem;
   std::string error;
-  if (!readFile(path, &pem, &error)) {
+  if (!readPem(path, overlay, &pem, &error)) {
     result->errors.push_back(error);
     return FileOutcome::Failed;
   }
@@ -81,9 +92,14 @@ FileOutcome loadCertificateFile(const std::string& path, bool skip_key_only,
     return FileOutcome::Failed;
   }
   const std::string key_path = path + ".key";
-  const bool separate_key = fileExists(key_path);
+  // A replacement PEM that carries its key overrides a stale "<file>.key" on disk (as HAProxy's
+  // "set ssl cert" does); otherwise the key comes from the overlay or disk copy of that file.
+  const bool overlaid = overlay != nullptr && overlay->count(path) != 0;
+  const bool key_inline = overlaid && pem.find("PRIVATE KEY-----") != std::string::npos;
+  const bool separate_key =
+      !key_inline && ((overlay != nullptr && overlay->count(key_path) != 0) || fileExists(key_path));
   std::string key_pem;
-  if (separate_key && !readFile(key_path, &key_pem, &error)) {
+  if (separate_key && !readPem(key_path, overlay, &key_pem, &error)) {
     result->errors.push_back(error);
     return FileOutcome::Failed;
   }
@@ -95,7 +111,9 @@ FileOutcome loadCertificateFile(const std::string& path, bool skip_key_only,
     result->errors.push_back(separate_key ? error : error + " (and no " + key_path + ")");
     return FileOutcome::Failed;
   }
-  if (auto warning = core::keyFilePermissionWarning(key_file)) result->warnings.push_back(*warning);
+  if (auto warning = core::keyFilePermissionWarning(key_file); warning && !overlaid) {
+    result->warnings.push_back(*warning);
+  }
   // X509_check_private_key(3): compares the public halves; it does not validate the chain.
   if (X509_check_private_key(chain.front().get(), key.get()) != 1) {
     ERR_clear_error();
@@ -158,7 +176,7 @@ const char* keyTypeName(KeyType type) {
   return "other";
 }
 
-CertificateStore::LoadResult CertificateStore::load(const ServerTlsConfig& config) {
+CertificateStore::LoadResult CertificateStore::load(const ServerTlsConfig& config, const PemOverlay* overlay) {
   LoadResult result;
   auto store = std::shared_ptr<CertificateStore>(new CertificateStore());
   std::vector<std::pair<std::string, bool>> files;  // path, from certificate_dir
@@ -176,7 +194,7 @@ CertificateStore::LoadResult CertificateStore::load(const ServerTlsConfig& confi
   }
   for (const auto& [path, from_dir] : files) {
     std::unique_ptr<Certificate> cert;
-    if (loadCertificateFile(path, from_dir, &cert, &result) == FileOutcome::Loaded) {
+    if (loadCertificateFile(path, from_dir, overlay, &cert, &result) == FileOutcome::Loaded) {
       store->certs_.push_back(std::move(cert));
     }
   }

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,6 +31,10 @@
 #include "tls/tls_config.h"
 
 namespace ringlb::tls {
+
+// File contents that replace what is on disk, by path as the config names it (the runtime
+// API's "commit ssl cert" rebuilds a generation with the operator's PEM in place of a file).
+using PemOverlay = std::map<std::string, std::string>;
 
 enum class KeyType : uint8_t { Rsa, Ecdsa, Other };
 const char* keyTypeName(KeyType type);  // "RSA", "ECDSA", "other"
@@ -57,7 +62,9 @@ class CertificateStore {
   };
 
   // Server certificates, plus client_ca_file / client_crl_file when client_verify is on.
-  static LoadResult load(const ServerTlsConfig& config);
+  // With an overlay, a certificate file (or its "<file>.key") found in it is read from there
+  // instead of the disk; a certificate PEM that holds a private key then needs no key file.
+  static LoadResult load(const ServerTlsConfig& config, const PemOverlay* overlay = nullptr);
 
   // Exact name, then "*.<rest>" where <rest> is `server_name` minus its first label (a
   // wildcard covers exactly one label). Case-insensitive; one trailing dot ignored. nullptr if
