@@ -17,6 +17,9 @@
 
 #include "app/supervisor.h"
 #include "balancer/config.h"
+#include "balancer/metrics.h"
+#include "balancer/runtime_api.h"
+#include "core/control_server.h"
 #include "balancer/runtime.h"
 #include "balancer/worker.h"
 #include "core/features.h"
@@ -159,28 +162,58 @@ int run(const Args& args) {
   }
   raiseFdLimit();
 
+  // The control thread (this one): the runtime API socket, the admin HTTP listener and the
+  // signals. Bound before privileges are dropped (the socket's directory or a privileged
+  // admin port may need root).
+  const balancer::Config& initial = *config;
+  core::ControlServerOptions control_options;
+  control_options.unix_path = initial.global.runtime_socket;
+  control_options.unix_mode = initial.global.runtime_socket_mode;
+  if (initial.admin.enabled) control_options.http_address = initial.admin.bind.text;
+  core::ControlServer control(control_options);
+  if (!control.start(&error)) {
+    core::log().critical("cannot start the control server: {}", error);
+    core::shutdownLogging();
+    return 1;
+  }
   app::Supervisor supervisor(args.config, args.ready_file, args.workers);
   if (int status = supervisor.start(std::move(*config), features); status != 0) {
     core::shutdownLogging();
     return status;
   }
+  if (auto admin = control.httpAddress()) {
+    core::log().info("admin listener (metrics, status) on http://{}/", admin->toString());
+    supervisor.addReadyLine("admin", admin->toString());
+  }
+  if (!control_options.unix_path.empty())
+    core::log().info("runtime API on unix socket {} (mode {:04o})", control_options.unix_path, control_options.unix_mode);
   core::log().info("ringlb {} started: {} workers, relay={}, allocator={}", "0.1.0", supervisor.workerCount(),
                    balancer::relayKindName(supervisor.current()->config.global.relay), RINGLB_ALLOCATOR_NAME);
 
-  for (;;) {
-    siginfo_t info{};
-    int sig = sigwaitinfo(&signals, &info);
+  balancer::RuntimeApi api(supervisor);
+  control.setCommandHandler([&](std::string_view input) { return api.execute(input); });
+  control.setHttpHandler([&](std::string_view path) -> std::optional<core::HttpResponse> {
+    if (path == "/metrics") {
+      return core::HttpResponse{200, std::string(balancer::kPrometheusContentType),
+                                balancer::renderPrometheus(*supervisor.current(), supervisor.processInfo())};
+    }
+    if (path == "/" || path == "/status") {
+      return core::HttpResponse{200, "text/plain; charset=utf-8",
+                                balancer::renderStatusPage(*supervisor.current(), supervisor.processInfo())};
+    }
+    return std::nullopt;
+  });
+  control.setSignalHandler([&](int sig) {
     if (sig == SIGHUP) {
       core::log().info("SIGHUP: reloading {}", args.config);
       supervisor.reload();
-      continue;
+      return;
     }
-    if (sig == SIGTERM || sig == SIGINT) {
-      core::log().info("{}: stopping (drain up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                       supervisor.current()->config.global.drain_timeout.count());
-      break;
-    }
-  }
+    core::log().info("{}: stopping (drain up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                     supervisor.current()->config.global.drain_timeout.count());
+    control.stop();
+  });
+  control.run();
   supervisor.stop();
   uint64_t conns = 0, in = 0, out = 0;
   for (const auto& w : supervisor.workers()) {

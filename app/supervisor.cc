@@ -21,9 +21,11 @@ Supervisor::Supervisor(std::string config_path, std::string ready_file, int work
 
 Supervisor::~Supervisor() { stop(); }
 
-std::optional<Supervisor::Built> Supervisor::build(balancer::Config config, std::vector<std::string>& errors) {
+std::optional<Supervisor::Built> Supervisor::build(balancer::Config config, std::vector<std::string>& errors,
+                                                   const std::map<std::string, std::string>* pem_overlay) {
   std::vector<std::string> warnings;
-  std::unique_ptr<balancer::Runtime> runtime = balancer::Runtime::build(std::move(config), errors, warnings, &store_);
+  std::unique_ptr<balancer::Runtime> runtime =
+      balancer::Runtime::build(std::move(config), errors, warnings, &store_, pem_overlay);
   for (const std::string& w : warnings) core::log().warn("{}", w);
   if (!runtime) return std::nullopt;
   Built built;
@@ -83,6 +85,7 @@ void Supervisor::writeReadyFile() {
   {
     std::ofstream out(tmp);
     for (const auto& [key, entry] : bound_) out << "listener " << entry.first << " " << entry.second << "\n";
+    for (const auto& [name, address] : extra_ready_) out << "listener @" << name << " " << address << "\n";
     if (!out) {
       core::log().error("cannot write ready file {}: {}", tmp, std::strerror(errno));
       return;
@@ -176,8 +179,7 @@ void warnRestartOnly(const balancer::GlobalConfig& old, const balancer::GlobalCo
 
 }  // namespace
 
-Outcome Supervisor::reload(const std::map<std::string, std::string>* pem_overlay) {
-  (void)pem_overlay;  // wired with the runtime API's certificate commits
+Outcome Supervisor::reload() {
   Outcome outcome;
   auto config = balancer::loadConfig(config_path_, outcome.messages);
   if (!config) {
@@ -185,14 +187,47 @@ Outcome Supervisor::reload(const std::map<std::string, std::string>* pem_overlay
     core::log().error("reload of {} failed: still serving the previous configuration", config_path_);
     return outcome;
   }
+  return apply(std::move(*config), nullptr, "reload of " + config_path_);
+}
+
+Outcome Supervisor::commitCertificates(const std::map<std::string, std::string>& pem_by_path) {
+  balancer::Config config = current_->config;
+  return apply(std::move(config), &pem_by_path, "certificate commit");
+}
+
+balancer::ProcessInfo Supervisor::processInfo() {
+  balancer::ProcessInfo info;
+  info.version = "0.1.0";
+  info.pid = static_cast<int>(::getpid());
+  info.started = started_;
+  info.workers = worker_count_;
+  for (const auto& w : workers_) {
+    info.connections_total += w->stats().connections.load(std::memory_order_relaxed);
+    info.bytes_in += w->stats().bytes_in.load(std::memory_order_relaxed);
+    info.bytes_out += w->stats().bytes_out.load(std::memory_order_relaxed);
+  }
+  info.max_connections = current_->config.global.max_connections;
+  info.current_connections = current_->active.load(std::memory_order_relaxed);
+  return info;
+}
+
+void Supervisor::addReadyLine(std::string name, std::string address) {
+  extra_ready_.emplace_back(std::move(name), std::move(address));
+  writeReadyFile();
+}
+
+Outcome Supervisor::apply(balancer::Config new_config, const std::map<std::string, std::string>* pem_overlay,
+                          const std::string& what) {
+  Outcome outcome;
+  std::optional<balancer::Config> config(std::move(new_config));
   warnRestartOnly(current_->config.global, config->global, outcome.messages);
   std::vector<std::string> errors;
-  auto built = build(std::move(*config), errors);
+  auto built = build(std::move(*config), errors, pem_overlay);
   std::vector<std::vector<ListenSocket>> sockets;
   std::map<std::string, std::string> added;
   if (!built || !bindNew(*built->runtime, sockets, added, errors)) {
     for (const std::string& e : errors) core::log().error("reload: {}", e);
-    core::log().error("reload of {} failed: still serving the previous configuration", config_path_);
+    core::log().error("{} failed: still serving the previous configuration", what);
     outcome.messages.insert(outcome.messages.end(), errors.begin(), errors.end());
     store_.prune();
     return outcome;
@@ -227,7 +262,7 @@ Outcome Supervisor::reload(const std::map<std::string, std::string>* pem_overlay
                         std::to_string(current_->config.listeners.size()) + " listeners (" +
                         std::to_string(added.size()) + " addresses opened, " + std::to_string(closed) + " closed), " +
                         std::to_string(current_->pools.size()) + " pools";
-  core::log().info("reload of {} applied: {}", config_path_, summary);
+  core::log().info("{} applied: {}", what, summary);
   outcome.messages.push_back(summary);
   outcome.ok = true;
   writeReadyFile();

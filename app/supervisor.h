@@ -20,17 +20,16 @@
 
 #include "balancer/config.h"
 #include "balancer/runtime.h"
+#include "balancer/runtime_api.h"
 #include "balancer/worker.h"
 #include "core/features.h"
 
 namespace ringlb::app {
 
-struct Outcome {
-  bool ok = false;
-  std::vector<std::string> messages;  // errors (or, on success, what changed)
-};
+using Outcome = balancer::ReloadOutcome;
 
-class Supervisor {
+// Also the runtime API's host (balancer/runtime_api.h): `reload`, `commit ssl cert`, `show`.
+class Supervisor final : public balancer::ControlHost {
  public:
   Supervisor(std::string config_path, std::string ready_file, int workers_override);
   ~Supervisor();
@@ -38,13 +37,17 @@ class Supervisor {
   // Builds the first generation from `config`, binds, drops privileges, starts the workers.
   // Returns 0, or the process exit status on failure (after logging why).
   int start(balancer::Config config, core::UringFeatures features);
-  // Re-reads the configuration file; with `pem_overlay`, these certificate files' contents
-  // are taken from memory instead (runtime API `commit ssl cert`).
-  Outcome reload(const std::map<std::string, std::string>* pem_overlay = nullptr);
+  // Re-reads the configuration file (SIGHUP, runtime API `reload`).
+  Outcome reload() override;
+  // The running configuration again, with these certificate files' contents taken from
+  // memory (runtime API `commit ssl cert`); the configuration file is not re-read.
+  Outcome commitCertificates(const std::map<std::string, std::string>& pem_by_path) override;
+  std::shared_ptr<const balancer::Runtime> current() override { return current_; }
+  balancer::ProcessInfo processInfo() override;
   // Stops accepting, drains, joins the workers.
   void stop();
-
-  std::shared_ptr<const balancer::Runtime> current() const { return current_; }
+  // An extra "listener @NAME ADDRESS" line for the ready file (the admin listener).
+  void addReadyLine(std::string name, std::string address);
   const std::string& configPath() const { return config_path_; }
   unsigned workerCount() const { return static_cast<unsigned>(workers_.size()); }
   uint64_t generation() const { return generation_; }
@@ -56,7 +59,11 @@ class Supervisor {
     std::shared_ptr<balancer::Runtime> runtime;
     std::vector<std::unique_ptr<balancer::WorkerTls>> tls;  // per worker
   };
-  std::optional<Built> build(balancer::Config config, std::vector<std::string>& errors);
+  std::optional<Built> build(balancer::Config config, std::vector<std::string>& errors,
+                             const std::map<std::string, std::string>* pem_overlay = nullptr);
+  // Steps 2-5 of a reload, for `config`; `what` names it in log lines.
+  Outcome apply(balancer::Config config, const std::map<std::string, std::string>* pem_overlay,
+                const std::string& what);
   // Binds every address of `runtime` not bound yet; fills per-worker socket lists (kept
   // sockets without an fd). On failure closes what it bound and returns false.
   bool bindNew(const balancer::Runtime& runtime, std::vector<std::vector<balancer::ListenSocket>>& per_worker,
@@ -73,6 +80,7 @@ class Supervisor {
   // Listening addresses in use: key (balancer::listenKey) -> "listener-name address" as bound.
   std::map<std::string, std::pair<std::string, std::string>> bound_;
   uint64_t generation_ = 0;
+  std::vector<std::pair<std::string, std::string>> extra_ready_;
   std::chrono::system_clock::time_point started_{};
 };
 

@@ -11,6 +11,7 @@ packages=(
   python3 curl socat haproxy nginx-light sslscan linux-perf procps iproute2 util-linux
   libmimalloc-dev  # ringlb's allocator (RINGLB_ALLOCATOR, see CMakeLists.txt)
   libjemalloc2 libmimalloc2.0  # allocator rows of the TLS benchmark (LD_PRELOAD)
+  prometheus  # for promtool: the tests check ringlb's /metrics with `promtool check metrics` (the daemon is never started)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -24,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Packaged daemons (haproxy, nginx) are test peers only: never let apt start them.
+  # Packaged daemons (haproxy, nginx, prometheus) are test peers or tools only: never let apt start them.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   rm -f /usr/sbin/policy-rc.d
