@@ -138,6 +138,8 @@ struct Config {
   std::string path;
   GlobalConfig global;
   AdminConfig admin;
+  tls::CryptoConfig crypto;             // [crypto]
+  std::string crypto_where;             // "file:line:col" of [crypto]
   std::vector<ListenerConfig> listeners;
   std::vector<PoolConfig> pools;
 

@@ -81,4 +81,27 @@ struct ClientTlsConfig {
   bool session_reuse = true;       // one cached session per backend, resumed on reconnect
 };
 
+// [crypto]: where OpenSSL's algorithms come from, and how handshakes and records use them.
+// Process-wide (one OpenSSL library context); see tls/crypto_setup.h.
+enum class KtlsMode : uint8_t { Off, Auto, On };
+
+struct CryptoConfig {
+  // OpenSSL 3 providers to load, by name ("default", "legacy", "qatprovider") or by path to
+  // the module. Empty = OpenSSL's default provider only.
+  std::vector<std::string> providers;
+  // Property query applied to every algorithm fetch, e.g. "?provider=qatprovider" (prefer
+  // QAT, fall back to the default provider) or "provider=default".
+  std::string property_query;
+  // A legacy ENGINE by id (e.g. "afalg", "padlock", a QAT engine) and the algorithm classes
+  // handed to it: "RSA", "EC", "DH", "PKEY", "CIPHERS", "DIGESTS" (empty = "ALL").
+  std::string engine;
+  std::vector<std::string> engine_algorithms;
+  // Run TLS handshakes as OpenSSL async jobs (SSL_MODE_ASYNC): an accelerator's pending
+  // operation parks the connection on the job's wait fd instead of blocking the worker.
+  bool async = false;
+  // Kernel TLS after the handshake: Auto = where the kernel supports it, On = start-up fails
+  // without it, Off = user-space records always.
+  KtlsMode ktls = KtlsMode::Auto;
+};
+
 }  // namespace ringlb::tls
