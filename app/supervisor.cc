@@ -136,6 +136,7 @@ int Supervisor::start(balancer::Config config, core::UringFeatures features) {
     }
   }
   current_ = built->runtime;
+  current_->commitHealthSettings();
   generation_ = 1;
   for (unsigned w = 0; w < worker_count_; ++w) {
     balancer::GenerationUpdate initial{built->runtime, std::move(built->tls[w]), std::move(sockets[w])};
@@ -252,6 +253,7 @@ Outcome Supervisor::apply(balancer::Config new_config, const std::map<std::strin
     core::log().info("reload: listener {} listening on {}", text.substr(0, space), text.substr(space + 1));
   }
   current_ = built->runtime;
+  current_->commitHealthSettings();
   ++generation_;
   for (unsigned w = 0; w < worker_count_; ++w) {
     workers_[w]->update({built->runtime, std::move(built->tls[w]), std::move(sockets[w])});

@@ -49,8 +49,9 @@ std::unique_ptr<Backend> makeBackend(const PoolConfig& pool, const BackendConfig
 std::shared_ptr<BackendShared> StateStore::backend(const PoolConfig& pool, const BackendConfig& config) {
   std::string key = pool.name + "/" + config.name + "@" + config.address.text;
   auto& slot = backends[key];
+  // Configured by Runtime::commitHealthSettings() once the generation is committed: a
+  // reload that fails later must not change the running backends' settings.
   if (!slot) slot = std::make_shared<BackendShared>(config.weight);
-  slot->health.configure(pool.health, pool.lifecycle, config.weight);
   return slot;
 }
 

@@ -88,7 +88,8 @@ struct Pool {
 class StateStore {
  public:
   // The shared state of backend `name` of pool `pool` at `address` (created with `weight`
-  // if new), configured for this generation.
+  // if new). Not yet configured with this generation's settings: see
+  // Runtime::commitHealthSettings().
   std::shared_ptr<BackendShared> backend(const PoolConfig& pool, const BackendConfig& backend);
   std::shared_ptr<PoolStats> pool(const std::string& name);
   template <typename T>

@@ -94,6 +94,13 @@ bool loadClientTls(const tls::ClientTlsConfig& config, const std::string& where,
 
 Runtime::~Runtime() = default;
 
+void Runtime::commitHealthSettings() {
+  for (Pool& pool : pools) {
+    for (const auto& backend : pool.backends)
+      backend->health().configure(pool.config->health, pool.config->lifecycle, backend->weight);
+  }
+}
+
 std::unique_ptr<Runtime> Runtime::build(Config config, std::vector<std::string>& errors,
                                         std::vector<std::string>& warnings, StateStore* store,
                                         const std::map<std::string, std::string>* pem_overlay) {

@@ -108,6 +108,10 @@ struct Runtime {
                                         std::vector<std::string>& warnings, StateStore* store = nullptr,
                                         const std::map<std::string, std::string>* pem_overlay = nullptr);
   ~Runtime();
+  // Applies this generation's health settings (checks, rise/fall, ejection, slow start,
+  // configured weights) to its backends' shared state. Called when the generation is
+  // committed (start-up, successful reload); build() alone changes nothing shared.
+  void commitHealthSettings();
 };
 
 }  // namespace ringlb::balancer

@@ -233,6 +233,21 @@ class HealthTest(IntegrationTest):
         self.assertEchoed(revived, 0)
         self.stop_ringlb(lb)
 
+    def test_check_port_different_from_the_traffic_port(self):
+        traffic = self.start(EchoBackend("traffic"))
+        health_endpoint = self.start(EchoBackend("health"))
+        text = config([("a", traffic.address)], health={"type": "http", "port": health_endpoint.port,
+                                                         "interval": "300ms", "timeout": "250ms", "fall": 1,
+                                                         "rise": 1})
+        lb = self.ringlb(text)
+        self.assertEqual(echo(lb.port()), b"ping\n")
+        # The traffic port is fine, but the check port dies: the backend goes down.
+        health_endpoint.stop(signal.SIGKILL)
+        self.log_time_of(lb, r"backend a \(127\.0\.0\.1:\d+\): health check DOWN after 1 failed checks: "
+                             r"connection refused")
+        self.assertNotEqual(f"127.0.0.1:{health_endpoint.port}", traffic.address)
+        self.stop_ringlb(lb)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -2,13 +2,15 @@
 the old, listeners that remain are never closed, and a bad configuration or unreadable key
 leaves the running one untouched."""
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 import unittest
 
-from harness import (EchoLoad, IntegrationTest, RawBackend, public_tls, test_pki, tls_get, http_body, toml_keys,
-                     wait_for)
+from harness import (EchoLoad, IntegrationTest, RawBackend, public_tls, s_client_tls, test_pki, tls_get, http_body,
+                     toml_keys, wait_for)
 
 
 def plain_config(backends, extra_listener="", pool_keys=""):
@@ -149,6 +151,39 @@ class ReloadTest(IntegrationTest):
         self.assertIn(garbage, lb.output())
         self.assertTrue(http_body(tls_get(lb.port()))[1].startswith(b"id=n1"))
         self.stop_ringlb(lb)
+
+    def test_reload_picks_up_rewritten_certificates_and_ticket_keys(self):
+        d = test_pki()
+        nginx = self.nginx("n1", cert="backend-1")
+        cert = os.path.join(self.tmpdir(), "served.pem")
+        keys = os.path.join(self.tmpdir(), "tickets.key")
+        shutil.copy(f"{d}/default.full.pem", cert)
+        shutil.copy(f"{d}/tickets-a.key", keys)
+        text = ("[global]\nlog_level = \"info\"\n[[listener]]\nname = \"vip\"\nbind = [\"127.0.0.1:0\"]\n"
+                "mode = \"terminate\"\ndefault_pool = \"p\"\n[listener.tls]\n" +
+                toml_keys({"certificates": [cert], "ticket_key_file": keys}) +
+                f'[[pool]]\nname = "p"\n[pool.tls]\nca_file = "{d}/internal-ca.pem"\n'
+                f'[[pool.backend]]\nname = "n1"\naddress = "{nginx.address}"\ntls_name = "backend-1.internal.test"\n')
+        lb = self.ringlb(text)
+        session = os.path.join(self.tmpdir(), "session.pem")
+        first = s_client_tls(lb.port(), ca="public-ca", tls_version="1.2", sess_out=session, request="/id")
+        self.assertEqual(first.peer_cn, "default.example.test")
+        self.assertTrue(s_client_tls(lb.port(), ca="public-ca", tls_version="1.2", sess_in=session,
+                                     request="/id").reused)
+        # Renewal tooling rewrites the files in place, then reloads.
+        shutil.copy(f"{d}/wildcard-apps.full.pem", cert + ".new")
+        os.replace(cert + ".new", cert)
+        shutil.copy(f"{d}/tickets-b.key", keys)
+        self.reload(lb, text)
+        after = s_client_tls(lb.port(), ca="public-ca", tls_version="1.2", sess_in=session, request="/id")
+        self.assertEqual(after.peer_cn, "*.apps.example.test")
+        self.assertFalse(after.reused, "a ticket under the old keys must not resume after the key change")
+        self.stop_ringlb(lb)
+
+    def tmpdir(self):
+        if not hasattr(self, "_tmp"):
+            self._tmp = tempfile.mkdtemp(prefix="ringlb-reload-")
+        return self._tmp
 
     def test_listeners_added_and_removed_by_reload(self):
         a = self.server(RawBackend("echo"))

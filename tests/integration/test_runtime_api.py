@@ -227,6 +227,37 @@ class RuntimeApiTest(IntegrationTest):
         self.assertIn("No such backend", socat(self.sock, "set server nope/a state drain"))
         self.stop_ringlb(lb)
 
+    def test_maint_pauses_checks_and_slow_start_ramps_the_weight_back(self):
+        a = self.start(EchoBackend("a"))
+        b = self.start(EchoBackend("b"))
+        text = config(self.sock, [("a", a.address), ("b", b.address)],
+                      health={"type": "tcp", "interval": "100ms", "fast_interval": "100ms", "timeout": "80ms"})
+        text = text.replace('name = "p"\n', 'name = "p"\nslow_start = "20s"\n', 1)
+        text = text.replace('address = "' + a.address + '"', 'address = "' + a.address + '"\nweight = 32')
+        lb = self.ringlb(text)
+
+        def series():
+            return parse_prometheus(self.get(lb, "/metrics")[2])
+        wait_for(lambda: metric(series(), "ringlb_backend_checks_total", pool="p", backend="a") >= 2,
+                 what="checks of a")
+        socat(self.sock, "set server p/a state maint")
+        time.sleep(0.3)  # a check in flight may still finish
+        paused = metric(series(), "ringlb_backend_checks_total", pool="p", backend="a")
+        time.sleep(0.6)
+        self.assertEqual(metric(series(), "ringlb_backend_checks_total", pool="p", backend="a"), paused,
+                         "no checks while in maintenance")
+        self.assertGreater(metric(series(), "ringlb_backend_checks_total", pool="p", backend="b"), paused)
+        self.assertEqual(metric(series(), "ringlb_backend_admin_state", pool="p", backend="a", state="maint"), 1)
+        socat(self.sock, "set server p/a state ready")
+        s = series()
+        self.assertEqual(metric(s, "ringlb_backend_weight", pool="p", backend="a"), 32)
+        # Back from maintenance: the weight ramps from 1/16 (2 of 32) over 20 s.
+        self.assertLessEqual(metric(s, "ringlb_backend_effective_weight", pool="p", backend="a"), 4)
+        self.assertGreaterEqual(metric(s, "ringlb_backend_effective_weight", pool="p", backend="a"), 2)
+        wait_for(lambda: metric(series(), "ringlb_backend_checks_total", pool="p", backend="a") > paused,
+                 what="checks to resume")
+        self.stop_ringlb(lb)
+
     def test_ssl_cert_set_commit_show(self):
         d = test_pki()
         a = self.nginx("n1", cert="backend-1")
