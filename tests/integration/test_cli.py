@@ -4,15 +4,20 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import RINGLB
+from harness import RINGLB, with_test_pki
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 
 
 class CliTest(unittest.TestCase):
     def test_check_accepts_the_documented_example(self):
-        r = subprocess.run([RINGLB, "check", "-c", os.path.join(ROOT, "conf/internal-vip.toml")],
-                           capture_output=True, text=True)
+        # Its TLS health check reads the internal CA: use the test PKI's.
+        with open(os.path.join(ROOT, "conf/internal-vip.toml")) as f:
+            text = with_test_pki(f.read())
+        path = os.path.join(tempfile.mkdtemp(prefix="ringlb-conf-"), "internal-vip.toml")
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run([RINGLB, "check", "-c", path], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"internal-vip.toml: OK \(\d+ listeners, \d+ pools, \d+ backends\)")
 

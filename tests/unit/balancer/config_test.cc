@@ -110,6 +110,15 @@ TEST(ConfigTest, ExampleInternalVipConfigLoadsWithExpectedValues) {
   const PoolConfig* horizon = config->findPool("horizon");
   ASSERT_NE(horizon, nullptr);
   EXPECT_EQ(horizon->backends[0].address.text, "unix:/run/horizon/tls.sock");
+  EXPECT_FALSE(horizon->backends[0].backup);
+  EXPECT_TRUE(horizon->backends[1].backup);
+  EXPECT_EQ(horizon->health.type, health::CheckType::Tcp);
+  EXPECT_EQ(keystone->health.type, health::CheckType::Tls);
+  EXPECT_EQ(keystone->health.tls.ca_file, "/etc/ringlb/pki/internal-ca.pem");
+  EXPECT_FALSE(keystone->tls.enabled);  // passthrough data path, TLS check
+  EXPECT_EQ(keystone->lifecycle.slow_start, std::chrono::seconds(30));
+  EXPECT_EQ(config->global.runtime_socket, "/run/ringlb/admin.sock");
+  EXPECT_TRUE(config->admin.enabled);
   EXPECT_EQ(config->findPool("swift"), nullptr);
 }
 
