@@ -84,6 +84,10 @@ cat > ringlb-demo.toml <<TOML
 [global]
 workers = 1   # one worker so round robin visibly alternates (each worker balances on its own)
 log_level = "info"
+runtime_socket = "$demo/admin.sock"   # HAProxy-style runtime API (socat)
+
+[admin]
+bind = "127.0.0.1:0"                  # /metrics (Prometheus) and / (status page)
 
 [[listener]]
 name = "demo"
@@ -126,6 +130,12 @@ address = "127.0.0.1:$a2"
 [[pool]]
 name = "alpha"
 algorithm = "round_robin"
+[pool.health]                 # the data path is passthrough; the check speaks TLS
+type = "tls"
+interval = "1s"
+[pool.health.tls]
+ca_file = "$demo/ca.pem"
+sni = "alpha.demo.test"
 [[pool.backend]]
 name = "alpha-1"
 address = "127.0.0.1:$a1"
@@ -147,6 +157,8 @@ for _ in $(seq 100); do [ -f ready ] && break; sleep 0.05; done
 [ -f ready ] || { echo "demo: ringlb did not start:"; cat ringlb.log; exit 1; }
 port=$(awk '$2 == "demo" {print $3}' ready); port=${port##*:}
 tls_port=$(awk '$2 == "public" {print $3}' ready); tls_port=${tls_port##*:}
+admin=$(awk '$2 == "@admin" {print $3}' ready)
+api() { echo "$1" | socat stdio "UNIX-CONNECT:$demo/admin.sock"; }
 
 get() { curl -sS --cacert "$demo/ca.pem" --resolve "$1:$port:127.0.0.1" "https://$1:$port/id" 2>&1 || true; }
 echo
@@ -161,12 +173,24 @@ for i in 1 2; do
     --resolve "www.demo.test:$tls_port:127.0.0.1" "https://www.demo.test:$tls_port/id" 2>&1 || true)"
 done
 echo
+echo "Operations: health checks, then drain alpha-2 through the runtime API (as with HAProxy):"
+for _ in $(seq 50); do api "show stat" | grep -q '^alpha,alpha-2,.*,UP,' && break; sleep 0.1; done
+api "show stat" | awk -F, '$1 == "alpha" && $2 != "BACKEND" {printf "  show stat: %s/%s %s\n", $1, $2, $18}'
+api "set server alpha/alpha-2 state drain" >/dev/null
+for i in 1 2 3; do printf '  alpha.demo.test -> %s   (alpha-2 draining)\n' "$(get alpha.demo.test)"; done
+api "set server alpha/alpha-2 state ready" >/dev/null
+printf '  metrics: %s\n' "$(curl -s "http://$admin/metrics" | grep -c '^ringlb_') samples at http://$admin/metrics"
+echo
 echo "Try it yourself:"
 echo "  curl --cacert $demo/ca.pem --resolve alpha.demo.test:$port:127.0.0.1 https://alpha.demo.test:$port/id"
 echo "  curl --cacert $demo/ca.pem --resolve beta.demo.test:$port:127.0.0.1 https://beta.demo.test:$port/id"
 echo "  openssl s_client -connect 127.0.0.1:$port -servername beta.demo.test -CAfile $demo/ca.pem </dev/null"
 echo "  openssl s_client -connect 127.0.0.1:$port -servername nobody.demo.test </dev/null   # unrecognized_name alert"
 echo "  curl --cacert $demo/public-ca.pem --resolve www.demo.test:$tls_port:127.0.0.1 https://www.demo.test:$tls_port/id"
+echo "  echo 'show stat' | socat stdio UNIX-CONNECT:$demo/admin.sock"
+echo "  echo 'set server alpha/alpha-1 state maint' | socat stdio UNIX-CONNECT:$demo/admin.sock"
+echo "  curl http://$admin/metrics ; curl http://$admin/"
+echo "  kill -HUP \$(pgrep -f ringlb-demo.toml)    # reload $demo/ringlb-demo.toml without dropping a connection"
 echo "  $ringlb check -c $demo/ringlb-demo.toml"
 echo "ringlb's log (one access line per connection): $demo/ringlb.log"
 
