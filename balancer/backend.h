@@ -23,6 +23,7 @@ struct BackendStats {
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> connect_failures{0};
   std::atomic<uint64_t> resets{0};          // the backend reset a relayed connection
+  std::atomic<uint64_t> redispatches{0};    // connections sent to another backend after this one failed
   std::atomic<uint64_t> bytes_in{0};        // client -> backend
   std::atomic<uint64_t> bytes_out{0};       // backend -> client
   std::atomic<uint64_t> tls_handshakes{0};  // re-encryption: completed handshakes

@@ -137,6 +137,8 @@ void backendMetrics(Exposition& e, const Runtime& rt) {
           .add(l, st.connections_total.load());
       e.counter("ringlb_backend_connect_failures_total", "Connects to the backend that failed.")
           .add(l, st.connect_failures.load());
+      e.counter("ringlb_backend_redispatches_total", "Connections retried on another backend after this one failed.")
+          .add(l, st.redispatches.load());
       e.counter("ringlb_backend_resets_total", "Relayed connections the backend reset.").add(l, st.resets.load());
       e.counter("ringlb_backend_sent_bytes_total", "Bytes relayed from clients to the backend.")
           .add(l, st.bytes_in.load());

@@ -390,6 +390,7 @@ void ProxyConnection::connectFailed(int32_t res) {
     finishWithoutBackend(EndReason::ConnectFailed);
     return;
   }
+  backend_->stats().redispatches.fetch_add(1, std::memory_order_relaxed);
   backend_ = nullptr;
   chooseAndConnect();
 }

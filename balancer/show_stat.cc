@@ -172,7 +172,7 @@ std::string renderShowStat(const Runtime& rt, const ProcessInfo& info, int type_
     const bool backend = wanted(2, type_mask, iid, proxy, this_iid, pool.name);
     if (!servers && !backend) continue;
     const health::CheckType check_type = pool.config->health.type;
-    uint64_t scur = 0, stot = 0, bin = 0, bout = 0, econ = 0, eresp = 0, chkdown = 0;
+    uint64_t scur = 0, stot = 0, bin = 0, bout = 0, econ = 0, eresp = 0, wredis = 0, chkdown = 0;
     uint64_t weight = 0, act = 0, bck = 0, ssl = 0, ssl_reused = 0, ssl_failed = 0;
     int64_t lastchg = -1;
     for (const auto& b : pool.backends) {
@@ -186,6 +186,7 @@ std::string renderShowStat(const Runtime& rt, const ProcessInfo& info, int type_
       bout += st.bytes_out.load();
       econ += st.connect_failures.load();
       eresp += st.resets.load();
+      wredis += st.redispatches.load();
       chkdown += s.went_down;
       ssl += st.tls_handshakes.load();
       ssl_reused += st.tls_resumed.load();
@@ -201,6 +202,7 @@ std::string renderShowStat(const Runtime& rt, const ProcessInfo& info, int type_
       row.set("scur", std::max(0, st.active.load())).set("stot", st.connections_total.load());
       row.set("bin", st.bytes_in.load()).set("bout", st.bytes_out.load()).set("dresp", 0);
       row.set("econ", st.connect_failures.load()).set("eresp", st.resets.load());
+      row.set("wretr", 0).set("wredis", st.redispatches.load());
       row.set("status", status).set("weight", s.effective_weight).set("uweight", s.weight);
       row.set("act", b->backup ? 0 : 1).set("bck", b->backup ? 1 : 0);
       row.set("lastchg", since).set("downtime", downtimeSeconds(s, now));
@@ -228,6 +230,7 @@ std::string renderShowStat(const Runtime& rt, const ProcessInfo& info, int type_
     row.set("pxname", pool.name).set("svname", "BACKEND").set("qcur", 0).set("qmax", 0);
     row.set("scur", scur).set("stot", stot).set("bin", bin).set("bout", bout);
     row.set("dreq", ps.no_backend.load()).set("dresp", 0).set("econ", econ).set("eresp", eresp);
+    row.set("wretr", 0).set("wredis", wredis);
     row.set("status", act + bck > 0 ? "UP" : "DOWN").set("weight", weight).set("act", act).set("bck", bck);
     row.set("chkdown", chkdown).set("lastchg", std::max<int64_t>(lastchg, 0));
     row.set("pid", info.pid).set("iid", this_iid).set("sid", 0).set("lbtot", stot).set("type", 1);

@@ -90,6 +90,7 @@ class HealthTest(IntegrationTest):
             wait_for(lambda: revived.echoed() >= 5, what="traffic to reach the restarted backend")
         finally:
             ok, failures = load.stop()
+        print(f"\nkill under load: {ok} ok, {len(failures)} failed: {failures}")
         late = [f for f, t in zip(failures, load.failure_starts) if t >= dead_at]
         self.assertEqual(late, [], f"connections started after the backend died failed ({ok} ok)")
         # The ones in flight at the kill may fail (their backend died); nothing else may.
