@@ -458,19 +458,22 @@ void Validator::parseBinds(const Section& s, ListenerConfig& out) {
   for (const toml::node& element : *array) {
     auto address = readAddress(element, "bind", s, /*listener=*/true);
     if (!address) continue;
-    // SO_REUSEPORT would let two listeners bind the same address and silently share its
-    // connections, so a repeated address is an error here rather than at bind() time.
-    std::string normalized = core::SocketAddress::parse(address->text)->toString();
-    bool kernel_port = normalized.ends_with(":0") && !normalized.starts_with("unix:");
-    if (!kernel_port) {
-      auto [it, inserted] = binds_.emplace(normalized, address->where);
-      if (!inserted) {
-        fail(element.source(),
-             "address " + quote(address->text) + " in " + s.label + " is already bound at " + it->second,
-             "each listen address once");
-      }
-    }
+    registerBind(element, *address, s.label);
     out.bind.push_back(std::move(*address));
+  }
+}
+
+// SO_REUSEPORT would let two listeners bind the same address and silently share its
+// connections, so a repeated address (listeners and [admin]) is an error here rather than at
+// bind() time. Kernel-chosen ports (":0") never collide.
+void Validator::registerBind(const toml::node& node, const AddressSpec& address, const std::string& label) {
+  std::string normalized = core::SocketAddress::parse(address.text)->toString();
+  bool kernel_port = normalized.ends_with(":0") && !normalized.starts_with("unix:");
+  if (kernel_port) return;
+  auto [it, inserted] = binds_.emplace(normalized, address.where);
+  if (!inserted) {
+    fail(node.source(), "address " + quote(address.text) + " in " + label + " is already bound at " + it->second,
+         "each listen address once");
   }
 }
 

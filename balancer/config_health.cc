@@ -4,7 +4,6 @@
 #include <charconv>
 
 #include "balancer/config_validator.h"
-#include "core/socket.h"
 
 namespace ringlb::balancer::config_detail {
 namespace {
@@ -83,15 +82,7 @@ void Validator::parseAdmin(const toml::table& root, AdminConfig& out) {
   }
   auto address = readAddress(*node, "bind", s, /*listener=*/true);
   if (!address) return;
-  std::string normalized = core::SocketAddress::parse(address->text)->toString();
-  bool kernel_port = normalized.ends_with(":0") && !normalized.starts_with("unix:");
-  if (!kernel_port) {
-    auto [it, inserted] = binds_.emplace(normalized, address->where);
-    if (!inserted) {
-      fail(node->source(), "address " + quote(address->text) + " in [admin] is already bound at " + it->second,
-           "each listen address once");
-    }
-  }
+  registerBind(*node, *address, s.label);
   out.enabled = true;
   out.bind = std::move(*address);
 }

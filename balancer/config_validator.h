@@ -95,6 +95,7 @@ class Validator {
   void parseGlobal(const toml::table& root, GlobalConfig& out);
   void parseListener(const toml::table& table, size_t index, ListenerConfig& out);
   void parseBinds(const Section& s, ListenerConfig& out);
+  void registerBind(const toml::node& node, const AddressSpec& address, const std::string& label);
   void parseRoute(const toml::table& table, size_t index, const ListenerConfig& listener,
                   std::map<std::string, std::string>& seen, RouteConfig& out);
   void parsePool(const toml::table& table, size_t index, PoolConfig& out);

@@ -1032,6 +1032,25 @@ def access_lines(log):
     return out
 
 
+def recv_exactly(sock, n):
+    """Reads until `n` bytes or EOF; returns what arrived."""
+    got = b""
+    while len(got) < n:
+        data = sock.recv(65536)
+        if not data:
+            break
+        got += data
+    return got
+
+
+def echo_once(port, payload=b"ping\n", timeout=5):
+    """One plain connection to 127.0.0.1:port: sends `payload`, returns what comes back (as
+    many bytes as were sent, or less at EOF)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(payload)
+        return recv_exactly(s, len(payload))
+
+
 class EchoBackend(Process):
     """tests/integration/echo_backend.py as a process: echoes plain connections, answers HTTP
     health requests with `health_status` (or never, with hang_health). `port` = restart on it."""
@@ -1074,16 +1093,9 @@ class EchoLoad:
             t.start()
 
     def _one(self, payload):
-        with socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout) as s:
-            s.sendall(payload)
-            got = b""
-            while len(got) < len(payload):
-                data = s.recv(65536)
-                if not data:
-                    break
-                got += data
-            if got != payload:
-                raise AssertionError(f"echo mismatch: sent {len(payload)} bytes, got {got[:60]!r}")
+        got = echo_once(self.port, payload, self.timeout)
+        if got != payload:
+            raise AssertionError(f"echo mismatch: sent {len(payload)} bytes, got {got[:60]!r}")
 
     def _loop(self, index):
         n = 0

@@ -9,7 +9,8 @@ import ssl
 import time
 import unittest
 
-from harness import (EchoBackend, EchoLoad, IntegrationTest, client_hello, test_pki, toml_keys, wait_for)
+from harness import (EchoBackend, EchoLoad, IntegrationTest, client_hello, echo_once as echo, test_pki, toml_keys,
+                     wait_for)
 
 
 def config(backends, health=None, pool_keys="", listener_extra="", global_extra=""):
@@ -39,18 +40,6 @@ connect_timeout = "1s"
         if len(b) > 2 and b[2]:
             text += "backup = true\n"
     return text
-
-
-def echo(port, payload=b"ping\n", timeout=5):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            data = s.recv(4096)
-            if not data:
-                break
-            got += data
-        return got
 
 
 class HealthTest(IntegrationTest):

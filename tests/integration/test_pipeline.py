@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import (IntegrationTest, RawBackend, SServer, client_hello, curl, echo_transfer, s_client,
+from harness import (IntegrationTest, RawBackend, SServer, client_hello, curl, echo_transfer, recv_exactly, s_client,
                      wait_for)
 from proxy_v2 import parse_proxy_v2
 
@@ -152,13 +152,7 @@ class PipelineTest(IntegrationTest):
         ok = 0
         for i, s in enumerate(socks):
             want = ctx_hello[i % 8] + f"conn-{i}".encode()
-            got = b""
-            while len(got) < len(want):
-                data = s.recv(65536)
-                if not data:
-                    break
-                got += data
-            ok += got == want
+            ok += recv_exactly(s, len(want)) == want
         for s in socks:
             s.close()
         self.assertEqual(ok, n)

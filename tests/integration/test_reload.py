@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from harness import (EchoLoad, IntegrationTest, RawBackend, public_tls, s_client_tls, test_pki, tls_get, http_body,
+from harness import (EchoLoad, echo_once, IntegrationTest, RawBackend, public_tls, s_client_tls, test_pki, tls_get, http_body,
                      toml_keys, wait_for)
 
 
@@ -59,15 +59,7 @@ class ReloadTest(IntegrationTest):
                      what="reload to fail")
 
     def echo(self, port, payload=b"hello\n"):
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(payload)
-            got = b""
-            while len(got) < len(payload):
-                data = s.recv(4096)
-                if not data:
-                    break
-                got += data
-            return got
+        return echo_once(port, payload)
 
     def test_fifty_reloads_under_load_lose_and_refuse_no_connection(self):
         a = self.server(RawBackend("echo"))

@@ -13,7 +13,8 @@ import time
 import unittest
 import urllib.request
 
-from harness import (EchoBackend, IntegrationTest, public_tls, s_client_tls, test_pki, toml_keys, wait_for)
+from harness import (EchoBackend, IntegrationTest, echo_once as echo, public_tls, recv_exactly, s_client_tls, test_pki,
+                     toml_keys, wait_for)
 
 PROMTOOL = shutil.which("promtool")
 
@@ -52,18 +53,6 @@ def socat(path, command):
     if r.returncode != 0:
         raise AssertionError(f"socat failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
     return r.stdout.decode()
-
-
-def echo(port, payload=b"ping\n"):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            data = s.recv(65536)
-            if not data:
-                break
-            got += data
-        return got
 
 
 # Prometheus text format 0.0.4, strictly: every sample belongs to the family of the HELP and
@@ -187,20 +176,20 @@ class RuntimeApiTest(IntegrationTest):
         self.assertIsNotNone(held, "no connection landed on backend a")
         self.assertEqual(socat(self.sock, "set server p/a state drain").strip(), "")
         self.assertIn("DRAIN", socat(self.sock, "show stat"))
-        before_b = b.echoed()
+
+        def stot():
+            rows = [line.split(",") for line in socat(self.sock, "show stat").splitlines()[1:]]
+            return {r[1]: int(r[7]) for r in rows if r[0] == "p" and r[1] in ("a", "b")}
+        before = stot()
         for _ in range(6):
             self.assertEqual(echo(lb.port()), b"ping\n")
-        wait_for(lambda: b.echoed() == before_b + 6, what="new connections at b")
+        after = stot()
+        self.assertEqual(after["a"], before["a"], "no new connection to the draining backend")
+        self.assertEqual(after["b"], before["b"] + 6)
         # The live connection on the draining backend carries a 2 MiB transfer to the end.
         blob = os.urandom(2 << 20)
         held.sendall(blob)
-        got = b""
-        while len(got) < len(blob):
-            chunk = held.recv(1 << 20)
-            if not chunk:
-                break
-            got += chunk
-        self.assertEqual(got, blob)
+        self.assertEqual(recv_exactly(held, len(blob)), blob)
         held.close()
         socat(self.sock, "set server p/a state ready")
         self.assertNotIn("DRAIN", socat(self.sock, "show stat"))
