@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/privileges.h"
 #include "core/socket.h"
+#include "tls/crypto_setup.h"
 
 namespace {
 
@@ -97,9 +98,23 @@ std::unique_ptr<balancer::Runtime> buildRuntime(balancer::Config config) {
   return runtime;
 }
 
+// [crypto] into OpenSSL before any SSL_CTX exists (they take the providers, engine and
+// property query in force when they are created). Failure: "where: [crypto]: why".
+bool setupCrypto(const balancer::Config& config, std::string* error, std::vector<std::string>* report) {
+  if (tls::applyCryptoConfig(config.crypto, error, report)) return true;
+  *error = (config.crypto_where.empty() ? config.path : config.crypto_where) + ": [crypto]: " + *error;
+  return false;
+}
+
 int check(const Args& args) {
   auto config = load(args.config);
   if (!config) return 1;
+  std::string error;
+  std::vector<std::string> report;
+  if (!setupCrypto(*config, &error, &report)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  }
   auto runtime = buildRuntime(std::move(*config));
   if (!runtime) return 1;
   size_t backends = 0;
@@ -161,6 +176,14 @@ int run(const Args& args) {
     return 1;
   }
   raiseFdLimit();
+  std::vector<std::string> crypto_report;
+  if (!setupCrypto(*config, &error, &crypto_report)) {
+    core::log().critical("{}", error);
+    core::log().critical("cannot start: [crypto] could not be applied");
+    core::shutdownLogging();
+    return 2;
+  }
+  for (const std::string& line : crypto_report) core::log().info("crypto: {}", line);
 
   // The control thread (this one): the runtime API socket, the admin HTTP listener and the
   // signals. Bound before privileges are dropped (the socket's directory or a privileged

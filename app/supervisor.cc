@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/privileges.h"
 #include "core/socket.h"
+#include "tls/crypto_setup.h"
 
 namespace ringlb::app {
 
@@ -178,6 +179,21 @@ void warnRestartOnly(const balancer::GlobalConfig& old, const balancer::GlobalCo
         "runtime_socket");
 }
 
+// [crypto] is applied once, at start-up (providers and engines cannot be swapped under live
+// connections). A changed one is still checked, so a broken [crypto] fails this reload rather
+// than the next restart.
+bool checkCryptoChange(const balancer::Config& old, const balancer::Config& now, std::vector<std::string>& errors,
+                       std::vector<std::string>& messages) {
+  if (old.crypto == now.crypto) return true;
+  std::string error;
+  if (!tls::checkCryptoConfig(now.crypto, &error)) {
+    errors.push_back((now.crypto_where.empty() ? now.path : now.crypto_where) + ": [crypto]: " + error);
+    return false;
+  }
+  messages.push_back("[crypto] changed: applies only after a restart");
+  return true;
+}
+
 }  // namespace
 
 Outcome Supervisor::reload() {
@@ -223,7 +239,9 @@ Outcome Supervisor::apply(balancer::Config new_config, const std::map<std::strin
   std::optional<balancer::Config> config(std::move(new_config));
   warnRestartOnly(current_->config.global, config->global, outcome.messages);
   std::vector<std::string> errors;
-  auto built = build(std::move(*config), errors, pem_overlay);
+  std::optional<Built> built;
+  if (checkCryptoChange(current_->config, *config, errors, outcome.messages))
+    built = build(std::move(*config), errors, pem_overlay);
   std::vector<std::vector<ListenSocket>> sockets;
   std::map<std::string, std::string> added;
   if (!built || !bindNew(*built->runtime, sockets, added, errors)) {

@@ -126,6 +126,9 @@ class Validator {
   void parseHttpCheck(const Section& s, health::HttpCheckConfig& out);
   std::string absolutePath(std::string_view path) const;
 
+  // config_crypto.cc
+  void parseCrypto(const toml::table& root, Config& out);
+
   const std::string& path_;
   std::vector<Problem> problems_;
   std::vector<PoolRef> pool_refs_;

@@ -86,6 +86,8 @@ struct ClientTlsConfig {
 enum class KtlsMode : uint8_t { Off, Auto, On };
 
 struct CryptoConfig {
+  // Reload compares the running [crypto] with the new one (it applies only at start-up).
+  bool operator==(const CryptoConfig&) const = default;
   // OpenSSL 3 providers to load, by name ("default", "legacy", "qatprovider") or by path to
   // the module. Empty = OpenSSL's default provider only.
   std::vector<std::string> providers;

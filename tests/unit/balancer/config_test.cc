@@ -337,7 +337,7 @@ address = "10.0.0.1:443"
 )");
   ASSERT_EQ(errors.size(), 5u) << joined(errors);
   EXPECT_TRUE(contains(errors[0], "t.toml:1:1: unknown key \"pools\" in the top-level table; "
-                                   "expected one of: global, admin, listener, pool"));
+                                   "expected one of: global, admin, crypto, listener, pool"));
   EXPECT_TRUE(contains(errors[1], "t.toml:3:3: unknown key \"worker\" in [global]"));
   EXPECT_TRUE(contains(errors[2], "t.toml:7:1: unknown key \"binds\" in [[listener]] \"vip\""));
   EXPECT_EQ(errors[3], "t.toml:10:1: unknown key \"pol\" in [[listener.route]] #1 of listener "
