@@ -65,7 +65,7 @@ def summary(rec):
 # ---------------------------------------------------------------------- Markdown
 
 COLUMNS = ["LB", "workload", "key", "TLS", "cipher", "back-end", "mode", "handshakes/s",
-           "handshake p50 / p90 / p99 µs", "MB/s up / down", "LB CPU µs/handshake", "LB CPU s/GB",
+           "handshake p50 / p90 / p99 µs", "resumed", "MB/s up / down", "LB CPU µs/handshake", "LB CPU s/GB",
            "1-core limit", "of limit", "primitives / LB CPU", "noise", "status"]
 
 
@@ -79,6 +79,7 @@ def _row(r):
     return [r["lb"], r["workload"], r["key"] if r["workload"] != "bulk" else "(ecdsa-p256)", r["tls"],
             r["cipher"] if r["workload"] == "bulk" else f"({r['cipher']})", r["backend"], r["mode"],
             fmt(r.get("handshakes_per_s"), 0), f"{hs['p50']} / {hs['p90']} / {hs['p99']}" if hs else "-",
+            pct(r.get("resumed_share")),
             f"{fmt(r['up_mb_per_s'], 0)} / {fmt(r['down_mb_per_s'], 0)}" if "up_mb_per_s" in r else "-",
             fmt(r.get("lb_cpu_us_per_handshake"), 0), fmt(r.get("lb_cpu_s_per_gb"), 3), lim,
             pct(r.get("fraction_of_limit")), pct(r.get("primitive_share_of_lb_cpu")),
