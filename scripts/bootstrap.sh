@@ -11,6 +11,7 @@ packages=(
   python3 curl socat haproxy nginx-light sslscan linux-perf procps iproute2 util-linux
   libmimalloc-dev  # ringlb's allocator (RINGLB_ALLOCATOR, see CMakeLists.txt)
   libjemalloc2 libmimalloc2.0  # allocator rows of the TLS benchmark (LD_PRELOAD)
+  python3-matplotlib  # PNG plots of bench/crypto/run.py (its ctest skips without it)
   prometheus  # for promtool: the tests check ringlb's /metrics with `promtool check metrics` (the daemon is never started)
 )
 missing=()

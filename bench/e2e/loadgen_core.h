@@ -96,6 +96,12 @@ inline uint32_t percentile(std::vector<uint32_t>& v, double p) {
   return v[k];
 }
 
+// Prints `"name":{"p50":..,"p90":..,"p99":..,"max":..}` (microseconds; all 0 if `v` is empty).
+inline void printPercentiles(const char* name, std::vector<uint32_t> v) {
+  std::printf("\"%s\":{\"p50\":%u,\"p90\":%u,\"p99\":%u,\"max\":%u}", name, percentile(v, 0.50),
+              percentile(v, 0.90), percentile(v, 0.99), percentile(v, 1.0));
+}
+
 template <typename Conn, typename Gen>
 class LoadLoop {
  public:
@@ -331,21 +337,21 @@ int LoadLoop<Conn, Gen>::run() {
 template <typename Conn, typename Gen>
 void LoadLoop<Conn, Gen>::report(int64_t end) const {
   double secs = static_cast<double>(end - start_) / 1e9;
-  std::vector<uint32_t> lat = latencies_us_;
   auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
   std::printf("{\"mode\":\"%s\",\"concurrency\":%u,\"duration_s\":%.6f,\"completed\":%llu,\"errors\":%llu,"
               "\"aborted\":%llu,\"bytes_up\":%llu,\"bytes_down\":%llu,\"conns_per_s\":%.1f,\"mb_per_s\":%.2f,"
-              "\"hello_bytes\":%zu,",
+              "\"up_mb_per_s\":%.2f,\"down_mb_per_s\":%.2f,\"hello_bytes\":%zu,",
               gen().modeName(), opt_.concurrency, secs, u(completed_), u(errors_), u(aborted_), u(bytes_up_),
               u(bytes_down_), static_cast<double>(completed_) / secs,
-              static_cast<double>(bytes_up_ + bytes_down_) / secs / 1e6, hello_bytes_);
+              static_cast<double>(bytes_up_ + bytes_down_) / secs / 1e6, static_cast<double>(bytes_up_) / secs / 1e6,
+              static_cast<double>(bytes_down_) / secs / 1e6, hello_bytes_);
   gen().printExtraFields();
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   auto secondsOf = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
-  std::printf("\"cpu_s\":%.3f,\"latency_us\":{\"p50\":%u,\"p99\":%u,\"max\":%u},\"error_kinds\":{",
-              secondsOf(ru.ru_utime) + secondsOf(ru.ru_stime), percentile(lat, 0.50), percentile(lat, 0.99),
-              percentile(lat, 1.0));
+  std::printf("\"cpu_s\":%.3f,", secondsOf(ru.ru_utime) + secondsOf(ru.ru_stime));
+  printPercentiles("latency_us", latencies_us_);  // whole connection: connect to close
+  std::printf(",\"error_kinds\":{");
   bool first = true;
   for (const auto& [kind, count] : error_kinds_) {
     std::string k = kind;  // OpenSSL's error text is free-form: keep the JSON valid

@@ -2,6 +2,7 @@
 per-process and per-CPU CPU time, a sampler of where a process's threads ran, and loopback
 helpers. Python stdlib only."""
 import os
+import platform
 import re
 import signal
 import socket
@@ -112,6 +113,46 @@ class CpuWatcher(threading.Thread):
         return {k: sorted(v) for k, v in self.seen.items()}
 
 
+def wait_quiet(cpus, quiet_max, budget):
+    """On a shared machine, waits (at most about BUDGET seconds) until none of CPUS is busier
+    than QUIET_MAX (0..1, steal included) while none of our load runs. Returns (seconds
+    waited, the last busy share seen)."""
+    waited = 0.0
+    while True:
+        t0 = cpu_times()
+        time.sleep(0.3)
+        t1 = cpu_times()
+        busy = max(t1[c][0] - t0[c][0] + t1[c][1] - t0[c][1] for c in cpus) / 0.3
+        if busy <= quiet_max or waited >= budget:
+            return waited, busy
+        time.sleep(0.5)
+        waited += 0.8
+
+
+def measure_phase(lb_pid, peer_pids, run, settle=0.2):
+    """Runs RUN(), the load (it returns the load generator's JSON report, whose cpu_s is the
+    generator's own CPU), and adds to that report what happened meanwhile: lb_cpu_s
+    (utime+stime of LB_PID), gen_cpu_s (the generator + PEER_PIDS, e.g. the sink), per-CPU
+    busy and steal seconds, phase_s (wall time) and lb_threads_cpus (CpuWatcher). The SETTLE
+    seconds after the load count too: closing the last connections is part of the work."""
+    watcher = CpuWatcher(lb_pid)
+    watcher.start()
+    t0 = time.monotonic()
+    cpu0, times0 = proc_cpu_seconds(lb_pid), cpu_times()
+    peers0 = sum(proc_cpu_seconds(p) for p in peer_pids)
+    res = run()
+    time.sleep(settle)
+    cpu1, times1 = proc_cpu_seconds(lb_pid), cpu_times()
+    peers1 = sum(proc_cpu_seconds(p) for p in peer_pids)
+    res["lb_cpu_s"] = cpu1 - cpu0
+    res["gen_cpu_s"] = res["cpu_s"] + peers1 - peers0
+    res["cpu_busy_s"] = {str(c): times1[c][0] - times0[c][0] for c in times1}
+    res["cpu_steal_s"] = {str(c): times1[c][1] - times0[c][1] for c in times1}
+    res["phase_s"] = time.monotonic() - t0
+    res["lb_threads_cpus"] = watcher.finish()
+    return res
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -127,3 +168,14 @@ def can_connect(addr):
         return True
     except OSError:
         return False
+
+
+def machine(haproxy):
+    """What the numbers were measured on: kernel, CPU model and count, HAProxy and Python."""
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        m = re.search(r"model name\s*:\s*(.*)", f.read())
+        model = m.group(1) if m else "?"
+    hv = subprocess.run([haproxy, "-v"], capture_output=True).stdout.decode().splitlines()[0]
+    return {"kernel": platform.release(), "cpu": model, "cpus": os.cpu_count(), "haproxy": hv,
+            "python": platform.python_version()}

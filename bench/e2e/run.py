@@ -23,8 +23,6 @@ processes started here are stopped, by PID; all traffic is to 127.0.0.1. Python 
 import argparse
 import json
 import os
-import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -36,8 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import (GEN_CPU, LB_CPU, PERF, aggregate, floors_markdown, markdown, noise,  # noqa: E402
                     perf_markdown, perf_summary, relay_verdict, tls_markdown)
 import tls  # noqa: E402
-from procs import (CpuWatcher, Proc, can_connect, cpu_times, free_port,  # noqa: E402
-                   proc_cpu_seconds, wait_for)
+from procs import (Proc, can_connect, free_port, machine, measure_phase,  # noqa: E402
+                   wait_for, wait_quiet)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -246,17 +244,9 @@ class Bench:
     def wait_quiet(self):
         """On a shared machine, wait (within --quiet-budget seconds for the whole run) until
         neither CPU is busier than --quiet-max with none of our load running."""
-        waited = 0.0
-        while True:
-            t0 = cpu_times()
-            time.sleep(0.3)
-            t1 = cpu_times()
-            busy = max(t1[c][0] - t0[c][0] + t1[c][1] - t0[c][1] for c in (LB_CPU, GEN_CPU)) / 0.3
-            if busy <= self.args.quiet_max or self.quiet_budget <= 0:
-                return waited, busy
-            time.sleep(0.5)
-            waited += 0.8
-            self.quiet_budget -= 0.8
+        waited, busy = wait_quiet((LB_CPU, GEN_CPU), self.args.quiet_max, self.quiet_budget)
+        self.quiet_budget -= waited
+        return waited, busy
 
     def target(self, lb, scen):
         """(LB process, address, load generator binary, sink process) for a scenario."""
@@ -272,19 +262,9 @@ class Bench:
         if warmup > 0:
             self.loadgen(addr, lg_args, warmup, tool)
         time.sleep(0.3)  # let the warm-up's connections finish closing before counting
-        watcher = CpuWatcher(proc.pid)
-        watcher.start()
-        cpu0, times0, sink0 = proc_cpu_seconds(proc.pid), cpu_times(), proc_cpu_seconds(sink.pid)
-        res = self.loadgen(addr, lg_args, duration, tool)
-        time.sleep(0.2)  # closes of the last connections are part of the work
-        cpu1, times1, sink1 = proc_cpu_seconds(proc.pid), cpu_times(), proc_cpu_seconds(sink.pid)
-        res["lb_cpu_s"] = cpu1 - cpu0
-        res["gen_cpu_s"] = res["cpu_s"] + sink1 - sink0  # load generator + sink, both on CPU 1
-        res["cpu_busy_s"] = {str(c): times1[c][0] - times0[c][0] for c in times1}
-        res["cpu_steal_s"] = {str(c): times1[c][1] - times0[c][1] for c in times1}
-        res["phase_s"] = duration + 0.2
+        # gen_cpu_s: load generator + sink, both on CPU 1
+        res = measure_phase(proc.pid, [sink.pid], lambda: self.loadgen(addr, lg_args, duration, tool))
         res["quiet_wait_s"], res["busy_before"] = waited, idle_busy
-        res["lb_threads_cpus"] = watcher.finish()
         return res
 
     def run(self):
@@ -353,16 +333,6 @@ def summary_line(r):
     s = f"{r['conns_per_s']:9.0f} conn/s {r['mb_per_s']:8.1f} MB/s lb_cpu {r['lb_cpu_s']:.2f}s err {r['errors']}"
     off = {k: v for k, v in r["lb_threads_cpus"].items() if set(v) - {LB_CPU}}
     return s + (f" OFF-CPU{LB_CPU}: {off}" if off else "")
-
-
-def machine():
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        m = re.search(r"model name\s*:\s*(.*)", f.read())
-        model = m.group(1) if m else "?"
-    hv = subprocess.run([HAPROXY, "-v"], capture_output=True).stdout.decode().splitlines()[0]
-    return {"kernel": platform.release(), "cpu": model, "cpus": os.cpu_count(), "haproxy": hv,
-            "python": platform.python_version()}
 
 
 def build(args):
@@ -436,7 +406,7 @@ def main():
     if not args.no_build:
         build(args)
     b = Bench(args)
-    out = {"machine": machine(), "mode": "quick" if args.quick else "full", "started": time.strftime("%F %T")}
+    out = {"machine": machine(HAPROXY), "mode": "quick" if args.quick else "full", "started": time.strftime("%F %T")}
     try:
         b.sink, b.backend = b.start_sink()
         # Passthrough LBs only when a passthrough phase (or profile) will use them.

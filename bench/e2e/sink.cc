@@ -1,7 +1,7 @@
 // e2e_sink: single-threaded epoll backend for the end-to-end LB benchmark.
 //
 //   e2e_sink [--listen 127.0.0.1:0] [--ready-file PATH] [--lifetime S] [--idle S]
-//            [--tls-cert PEM [--tls-key PEM]]
+//            [--tls-cert PEM [--tls-key PEM] | --no-hello 1]
 //
 // Each connection carries the wire protocol of wire.h: the sink skips the TLS record that
 // holds the ClientHello, reads the command, discards `up` bytes, then sends `down` bytes and
@@ -13,6 +13,10 @@
 // default the same file), and the plaintext inside carries the same protocol minus the
 // ClientHello record: command, `up` bytes; `down` bytes back, then close_notify and close.
 // OpenSSL's server defaults apply, so it issues TLS 1.3 tickets and resumes sessions.
+//
+// With --no-hello 1 the sink is plain TCP without the ClientHello record: the backend of an LB
+// that terminates TLS and relays the plaintext unencrypted (the same protocol as TLS mode,
+// in clear).
 //
 // Once listening it writes "listen ADDR" to --ready-file. It stops on SIGTERM/SIGINT or after
 // --lifetime seconds, printing its counters as one JSON object on stdout; connections idle
@@ -43,6 +47,7 @@ struct Options {
   double idle = 30;
   std::string tls_cert;
   std::string tls_key;
+  bool no_hello = false;
 };
 
 enum class Phase { RecordHeader, HelloBody, Command, Up, Down };
@@ -76,8 +81,10 @@ struct Counters {
 class Sink {
  public:
   // `tls` null: plain mode. Otherwise every accepted connection is a TLS server on it.
-  Sink(int listen_fd, int epfd, SSL_CTX* tls)
-      : listen_fd_(listen_fd), epfd_(epfd), tls_(tls), scratch_(kChunk), payload_(kChunk, 's') {}
+  // `hello`: plain mode starts with the ClientHello record (TLS mode never does).
+  Sink(int listen_fd, int epfd, SSL_CTX* tls, bool hello)
+      : listen_fd_(listen_fd), epfd_(epfd), tls_(tls), hello_(hello && !tls), scratch_(kChunk),
+        payload_(kChunk, 's') {}
 
   void acceptAll(int64_t now);
   void onEvent(int fd, uint32_t events, int64_t now);
@@ -110,6 +117,7 @@ class Sink {
   int listen_fd_;
   int epfd_;
   SSL_CTX* tls_;
+  bool hello_;
   std::vector<Conn> conns_;  // indexed by fd
   std::vector<uint8_t> scratch_;
   std::vector<uint8_t> payload_;
@@ -128,8 +136,8 @@ void Sink::acceptAll(int64_t now) {
     c.open = true;
     c.last_activity = now;
     ++counters_.accepted;
+    if (!hello_) c.phase = Phase::Command;  // no ClientHello record in the plaintext
     if (tls_) {
-      c.phase = Phase::Command;  // no ClientHello record in the plaintext
       c.ssl.reset(SSL_new(tls_));
       if (!c.ssl || SSL_set_fd(c.ssl.get(), fd) != 1) {
         ++counters_.tls_errors;
@@ -307,6 +315,8 @@ bool parseArgs(int argc, char** argv, Options& opt) {
       opt.tls_cert = v;
     } else if (k == "--tls-key") {
       opt.tls_key = v;
+    } else if (k == "--no-hello" && (v == "1" || v == "0")) {
+      opt.no_hello = v == "1";
     } else {
       return false;
     }
@@ -347,7 +357,7 @@ int main(int argc, char** argv) {
   Options opt;
   if (!parseArgs(argc, argv, opt)) {
     std::fprintf(stderr, "usage: e2e_sink [--listen ADDR] [--ready-file PATH] [--lifetime S] [--idle S]\n"
-                         "                [--tls-cert PEM [--tls-key PEM]]\n");
+                         "                [--tls-cert PEM [--tls-key PEM] | --no-hello 1]\n");
     return 2;
   }
   // OpenSSL's socket BIO writes with write(2), not send(MSG_NOSIGNAL): a peer that reset the
@@ -386,7 +396,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "e2e_sink: cannot write %s\n", opt.ready_file.c_str());
     return 2;
   }
-  Sink sink(listen_fd.get(), epfd.get(), tls.get());
+  Sink sink(listen_fd.get(), epfd.get(), tls.get(), !opt.no_hello);
   const int64_t start = nowNs();
   const int64_t end = start + secondsToNs(opt.lifetime);
   int64_t next_sweep = start + 1'000'000'000;

@@ -38,8 +38,10 @@ def _openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def make_pki(work):
-    """Creates the test PKI under WORK/pki; returns the paths run.py needs."""
+def make_pki(work, extra_leaves=None):
+    """Creates the test PKI under WORK/pki; returns the paths run.py needs. EXTRA_LEAVES:
+    more leaves for bench.example.test from the public CA, name -> openssl req key options
+    (e.g. {"rsa4096": ["-newkey", "rsa:4096"]}), returned under their names."""
     d = os.path.join(work, "pki")
     os.makedirs(d, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
@@ -67,9 +69,11 @@ def make_pki(work):
     leaf("ecdsa", ec, "public-ca", SNI, f"DNS:{SNI}")
     leaf("rsa", ["-newkey", "rsa:2048"], "public-ca", SNI, f"DNS:{SNI}")
     leaf("backend", ec, "internal-ca", BACKEND_NAME, f"DNS:{BACKEND_NAME},IP:127.0.0.1")
+    for name, keyopts in (extra_leaves or {}).items():
+        leaf(name, keyopts, "public-ca", SNI, f"DNS:{SNI}")
     p = lambda n: os.path.join(d, n)
     return {"public_ca": p("public-ca.pem"), "internal_ca": p("internal-ca.pem"), "ecdsa": p("ecdsa.pem"),
-            "rsa": p("rsa.pem"), "backend": p("backend.pem")}
+            "rsa": p("rsa.pem"), "backend": p("backend.pem"), **{n: p(f"{n}.pem") for n in extra_leaves or {}}}
 
 
 # ---------------------------------------------------------------------- LB configurations
@@ -169,28 +173,36 @@ def ringlb_tls_config(pki, backend, extra=""):
 
 # ---------------------------------------------------------------------- OpenSSL floors
 
-def openssl_speed(cpu, seconds):
-    """Primitive rates from `openssl speed`, pinned to CPU: ops/s for signatures and key
-    agreement, bytes/s for the AEADs over 16 KiB buffers (one TLS record's worth)."""
-    base = ["taskset", "-c", str(cpu), "openssl", "speed", "-seconds", str(seconds)]
-    out = subprocess.run([*base, "ecdsap256", "rsa2048", "ecdhp256", "ecdhx25519"], capture_output=True,
-                         text=True, timeout=120).stdout
+SPEED_CIPHERS = ("aes-256-gcm", "aes-128-gcm", "chacha20-poly1305")
+
+
+def openssl_speed(cpu, seconds, pkey=("ecdsap256", "rsa2048", "ecdhp256", "ecdhx25519"), ciphers=SPEED_CIPHERS,
+                  env=None, elapsed=False):
+    """Primitive rates from `openssl speed`, pinned to CPU (ELAPSED: per wall-clock second,
+    what one core gives end to end, else per CPU second): ops/s for signatures and key agreement (PKEY: names
+    as `openssl speed` takes them, e.g. ecdsap256, rsa2048, rsa4096, ecdhx25519), bytes/s for
+    the AEADs (CIPHERS, as -evp names) over 16 KiB buffers (one TLS record's worth). ENV: the
+    environment of openssl (e.g. OPENSSL_ia32cap)."""
+    base = ["taskset", "-c", str(cpu), "openssl", "speed", *(["-elapsed"] if elapsed else []), "-seconds",
+            str(seconds)]
     r = {}
-    m = re.search(r"256 bits ecdsa \(nistp256\)\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)", out)
-    if m:
-        r["ecdsap256_sign_per_s"], r["ecdsap256_verify_per_s"] = float(m.group(1)), float(m.group(2))
-    m = re.search(r"rsa\s+2048 bits\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)", out)
-    if m:
-        r["rsa2048_sign_per_s"], r["rsa2048_verify_per_s"] = float(m.group(1)), float(m.group(2))
-    m = re.search(r"256 bits ecdh \(nistp256\)\s+\S+\s+([\d.]+)", out)
-    if m:
-        r["ecdhp256_per_s"] = float(m.group(1))
-    m = re.search(r"ecdh \(X25519\)\s+\S+\s+([\d.]+)", out)
-    if m:
-        r["x25519_per_s"] = float(m.group(1))
-    for cipher in ("aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"):
+    if pkey:
+        out = subprocess.run([*base, *pkey], capture_output=True, text=True, timeout=60 + 5 * len(pkey) * seconds,
+                             env=env).stdout
+        m = re.search(r"256 bits ecdsa \(nistp256\)\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)", out)
+        if m:
+            r["ecdsap256_sign_per_s"], r["ecdsap256_verify_per_s"] = float(m.group(1)), float(m.group(2))
+        for m in re.finditer(r"^rsa\s+(\d+) bits\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)", out, re.M):
+            r[f"rsa{m.group(1)}_sign_per_s"], r[f"rsa{m.group(1)}_verify_per_s"] = float(m.group(2)), float(m.group(3))
+        m = re.search(r"256 bits ecdh \(nistp256\)\s+\S+\s+([\d.]+)", out)
+        if m:
+            r["ecdhp256_per_s"] = float(m.group(1))
+        m = re.search(r"ecdh \(X25519\)\s+\S+\s+([\d.]+)", out)
+        if m:
+            r["x25519_per_s"] = float(m.group(1))
+    for cipher in ciphers:
         out = subprocess.run([*base, "-bytes", "16384", "-evp", cipher], capture_output=True, text=True,
-                             timeout=60).stdout
+                             timeout=60 + 5 * seconds, env=env).stdout
         m = re.search(r"^\S+\s+([\d.]+)k\s*$", out.strip().splitlines()[-1] if out.strip() else "")
         if m:
             r[f"{cipher}_bytes_per_s"] = float(m.group(1)) * 1000
