@@ -72,12 +72,17 @@ int keysIndex() {
 
 // SSL_CTX_set_tlsext_ticket_key_evp_cb(3). enc=1: choose the key for a new ticket and init
 // the cipher (with a fresh random IV) and the HMAC; enc=0: find the key named in the ticket.
-// Returns 2 = ok, and issue a new ticket; 0 = no ticket / unknown key (full handshake); -1 =
-// error. Every resumption gets a fresh ticket (returning 1 would make OpenSSL send none):
-// TLS 1.3 clients use each ticket once (RFC 8446 appendix C.4 recommends it against
-// linkability), so without a new one a returning client pays a full handshake next time;
-// and a ticket under an older key moves to the newest. One ticket encryption is a few
-// microseconds against a full handshake's hundreds.
+// Returns 1 = ok; 2 = ok, and issue a new ticket; 0 = no ticket / unknown key (full
+// handshake); -1 = error.
+//  - TLS 1.3: every resumption gets a fresh ticket (with 1, OpenSSL would send none): clients
+//    use each ticket once (RFC 8446 appendix C.4 recommends it against linkability), so
+//    without a new one a returning client pays a full handshake next time. One ticket
+//    encryption is a few microseconds against a full handshake's hundreds.
+//  - TLS 1.2: renewed only when it was issued under an older key (it then moves to the
+//    newest), as HAProxy does. Renewing every time cost clients with their own session cache
+//    (curl, anything with SSL_SESS_CACHE_CLIENT) every other resumption: OpenSSL replaces the
+//    session it resumed with and marks the one in the cache not resumable, so the next
+//    connection offered nothing (59% resumed in bench/crypto).
 int ticketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                       EVP_CIPHER_CTX* cipher_ctx, EVP_MAC_CTX* mac_ctx, int enc) {
   const auto* ref = static_cast<const std::shared_ptr<const TicketKeys>*>(
@@ -88,10 +93,13 @@ int ticketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP
   if (enc) {
     key = &keys.encryptionKey();
     std::memcpy(key_name, key->name.data(), TicketKeys::kNameBytes);
-  } else {
+  }
+  bool renew = true;
+  if (!enc) {
     bool newest = true;
     key = keys.findKey(key_name, &newest);
     if (key == nullptr) return 0;
+    renew = SSL_version(ssl) >= TLS1_3_VERSION || !newest;
   }
   const EVP_CIPHER* cipher = keys.cipherFor(*key);
   const int iv_len = EVP_CIPHER_get_iv_length(cipher);
@@ -108,7 +116,7 @@ int ticketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP
   const int ok = enc ? EVP_EncryptInit_ex2(cipher_ctx, cipher, key->aes.data(), iv, nullptr)
                      : EVP_DecryptInit_ex2(cipher_ctx, cipher, key->aes.data(), iv, nullptr);
   if (ok != 1) return -1;
-  return enc ? 1 : 2;
+  return enc || !renew ? 1 : 2;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@ nginx, small Python TCP servers where a test needs to see raw bytes) and real cl
 (openssl s_client, curl). Every process it starts is stopped by PID in tearDown.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -1049,6 +1050,36 @@ def echo_once(port, payload=b"ping\n", timeout=5):
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(payload)
         return recv_exactly(s, len(payload))
+
+
+E2E_BINS = os.environ.get("E2E_SINK_BIN") and os.environ.get("E2E_TLS_LOADGEN_BIN")
+E2E_SKIP = "needs the bench's e2e_sink and e2e_tls_loadgen (built with RINGLB_BUILD_BENCH)"
+
+
+class E2eSink(Process):
+    """The benchmark's C backend (bench/e2e/sink.cc) over TLS with test_pki()'s backend-1
+    certificate; .address once listening."""
+
+    def __init__(self):
+        d = test_pki()
+        ready = os.path.join(tempfile.mkdtemp(prefix="ringlb-sink-"), "ready")
+        super().__init__([os.environ["E2E_SINK_BIN"], "--listen", "127.0.0.1:0", "--ready-file", ready,
+                          "--tls-cert", f"{d}/backend-1.pem", "--tls-key", f"{d}/backend-1.key"], name="sink")
+
+        def read_ready():
+            if not os.path.exists(ready):
+                return ""
+            with open(ready) as f:
+                return f.read().strip()
+        self.address = wait_for(read_ready, what="e2e_sink ready").split()[-1]
+
+
+def tls_loadgen(*args, timeout=60):
+    """Runs the benchmark's TLS load generator; returns (exit status, its JSON result)."""
+    r = subprocess.run([os.environ["E2E_TLS_LOADGEN_BIN"], *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout)
+    lines = r.stdout.strip().splitlines()
+    return r.returncode, (json.loads(lines[-1]) if lines else {"stderr": r.stderr})
 
 
 class EchoBackend(Process):

@@ -13,7 +13,7 @@ import time
 import tempfile
 import unittest
 
-from harness import (CURL, OPENSSL, IntegrationTest, Process, RawBackend, TlsClient, access_lines, internal_tls, parse_id, pool_toml,
+from harness import (E2E_BINS, E2E_SKIP, E2eSink, tls_loadgen, CURL, OPENSSL, IntegrationTest, Process, RawBackend, TlsClient, access_lines, internal_tls, parse_id, pool_toml,
                      public_tls, s_client_tls, terminate_config, test_pki, wait_for)
 from proxy_v2 import parse_proxy_v2
 
@@ -234,8 +234,7 @@ class BulkTest(ReencryptTest):
         self.assertEqual([a.get("end") for a in access_lines(log)], ["done"], log)
 
 
-    @unittest.skipUnless(os.environ.get("E2E_SINK_BIN") and os.environ.get("E2E_TLS_LOADGEN_BIN"),
-                         "needs the bench's e2e_sink and e2e_tls_loadgen (built with RINGLB_BUILD_BENCH)")
+    @unittest.skipUnless(E2E_BINS, E2E_SKIP)
     def test_downloads_ending_in_close_notify_arrive_whole_under_load(self):
         # Regression (found by the benchmark): the backend's EOF was handed to its TLS stream
         # while records received before it still waited in the input queue, so the stream ended
@@ -243,22 +242,11 @@ class BulkTest(ReencryptTest):
         # sends 64 MiB per connection then close_notify and FIN; 4 concurrent downloads keep
         # ringlb busy, so the FIN arrives in the same completion batch as unread records.
         # Before the fix: 27 of 27 downloads short.
-        d = test_pki()
-        ready = os.path.join(tempfile.mkdtemp(prefix="ringlb-sink-"), "ready")
-        sink = self.start(Process([os.environ["E2E_SINK_BIN"], "--listen", "127.0.0.1:0", "--ready-file", ready,
-                                   "--tls-cert", f"{d}/backend-1.pem", "--tls-key", f"{d}/backend-1.key"], name="sink"))
-        def read_ready():
-            if not os.path.exists(ready):
-                return ""
-            with open(ready) as f:
-                return f.read().strip()
-        address = wait_for(read_ready, what="e2e_sink ready").split()[-1]
-        pool = pool_toml("p", [("sink", address, "backend-1.internal.test")], tls=internal_tls())
+        sink = self.start(E2eSink())
+        pool = pool_toml("p", [("sink", sink.address, "backend-1.internal.test")], tls=internal_tls())
         lb = self.ringlb(terminate_config(pool), workers=1)
-        r = subprocess.run([os.environ["E2E_TLS_LOADGEN_BIN"], "bulk", "--target", f"127.0.0.1:{lb.port()}",
-                            "--concurrency", "4", "--direction", "down", "--bytes-per-conn", "64M", "--duration", "3",
-                            "--sni", SNI], capture_output=True, timeout=60)
-        result = json.loads(r.stdout.decode().strip().splitlines()[-1])
+        _, result = tls_loadgen("bulk", "--target", f"127.0.0.1:{lb.port()}", "--concurrency", 4, "--direction", "down",
+                                "--bytes-per-conn", "64M", "--duration", 3, "--sni", SNI)
         self.assertGreaterEqual(result["completed"], 4, result)
         self.assertEqual(result["errors"], 0, result)  # "short": a download cut before its last byte
         self.assertTrue(sink.alive())
