@@ -25,6 +25,8 @@ KtlsPlan ktlsPlan(KtlsMode mode, const KtlsCaps& caps, uint16_t version, std::st
     plan.why = KtlsRefusal::Cipher;
   } else if (!caps.tx[static_cast<size_t>(*c)]) {
     plan.why = KtlsRefusal::CipherNotInKernel;
+  } else if (side == KtlsSide::Backend && version == 0x0304) {
+    plan.why = KtlsRefusal::PostHandshake;
   } else {
     plan.tx = true;
     plan.rx = caps.rx[static_cast<size_t>(*c)];
@@ -57,6 +59,8 @@ std::string KtlsPlan::describe(const KtlsCaps& caps) const {
     case KtlsRefusal::Cipher:
     case KtlsRefusal::CipherNotInKernel: return out + "cipher " + std::string(cipher) + " unsupported by kernel";
     case KtlsRefusal::RxNotInKernel: return out + "TX only: kernel cannot decrypt " + std::string(cipher);
+    case KtlsRefusal::PostHandshake:
+      return out + "off: a TLS 1.3 server may still send NewSessionTickets, which kernel RX would fail on";
     case KtlsRefusal::OtherSide: return out + "off: the other side of the relay cannot use kTLS";
     case KtlsRefusal::Keys: return out + "off: traffic keys could not be extracted";
     case KtlsRefusal::Busy: return out + "off: records in flight at the end of the handshake";
@@ -76,6 +80,7 @@ std::string KtlsPlan::logValue() const {
     case KtlsRefusal::Cipher:
     case KtlsRefusal::CipherNotInKernel: reason = "cipher"; break;
     case KtlsRefusal::RxNotInKernel: reason = "rx-unsupported"; break;
+    case KtlsRefusal::PostHandshake: reason = "tickets"; break;
     case KtlsRefusal::OtherSide: reason = "other-side"; break;
     case KtlsRefusal::Keys: reason = "keys"; break;
     case KtlsRefusal::Busy: reason = "busy"; break;

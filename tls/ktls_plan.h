@@ -27,6 +27,7 @@ enum class KtlsRefusal : uint8_t {
   Cipher,           // a suite the kernel has no equivalent for (CBC, CCM)
   CipherNotInKernel,  // an AEAD the kernel refused at the probe (module missing)
   RxNotInKernel,    // TX only: the kernel cannot decrypt this cipher
+  PostHandshake,    // TLS 1.3 backend: NewSessionTickets may still come (see ktlsPlan)
   OtherSide,        // this side could, the other connection of the proxy cannot
   Keys,             // key extraction failed (traffic secrets missing, KeyUpdate seen)
   Busy,             // records in flight when the handshakes ended (partial record, queued output)
@@ -48,6 +49,11 @@ struct KtlsPlan {
 };
 
 // `version`: the negotiated protocol (0x0303 / 0x0304); `cipher`: OpenSSL's cipher name.
+// A TLS 1.3 backend connection is refused (PostHandshake): the server sends its
+// NewSessionTickets after our Finished, i.e. after the switch would happen, and kernel RX
+// fails a read that meets a non-data record unless it is read with recvmsg and a
+// TLS_GET_RECORD_TYPE cmsg, which the relay does not do. (Our own tickets to the client
+// leave before the switch.)
 KtlsPlan ktlsPlan(KtlsMode mode, const KtlsCaps& caps, uint16_t version, std::string_view cipher, KtlsSide side);
 
 // The proxy relays plaintext between two sockets only if neither needs user-space records:

@@ -37,8 +37,9 @@ def crypto_table_parsed():
 
 
 class KtlsTest(IntegrationTest):
-    def reencrypt_vip(self, ng, crypto=None):
-        pool = pool_toml("p", [(ng.id_name, ng.address, "backend-1.internal.test")], tls=internal_tls())
+    def reencrypt_vip(self, ng, crypto=None, backend_tls=None):
+        pool = pool_toml("p", [(ng.id_name, ng.address, "backend-1.internal.test")],
+                         tls=internal_tls(**(backend_tls or {})))
         text = terminate_config(pool)
         if crypto is not None:
             text = f"[crypto]\nktls = \"{crypto}\"\n\n" + text
@@ -99,8 +100,9 @@ class KtlsTest(IntegrationTest):
             self.skipTest(line[len("kTLS: unavailable ("):-1] if NO_ULP in line else line)
 
     def test_reencrypted_download_runs_with_kernel_records_both_sides(self):
+        # TLS 1.2 to the backend: a TLS 1.3 backend's tickets come after the switch (off(tickets)).
         ng = self.nginx("b1", blobs={"blob": 64 << 20})
-        lb = self.reencrypt_vip(ng)
+        lb = self.reencrypt_vip(ng, backend_tls={"max_version": "1.2"})
         self.require_kernel_ktls(lb)
         rc, body, err = curl_get(lb.port(), "/blob")
         self.assertEqual(rc, 0, err)
@@ -109,6 +111,17 @@ class KtlsTest(IntegrationTest):
         lines = [a for a in access_lines(log) if a.get("backend") == "b1"]
         self.assertEqual(lines[0].get("ktls"), "tx,rx", lines[0])
         self.assertEqual(lines[0].get("backend_ktls"), "tx,rx", lines[0])
+
+    def test_tls13_backend_keeps_user_space_records_because_of_its_tickets(self):
+        ng = self.nginx("b1")
+        lb = self.reencrypt_vip(ng)
+        self.require_kernel_ktls(lb)
+        rc, _, err = curl_get(lb.port())
+        self.assertEqual(rc, 0, err)
+        log = self.stop_ringlb(lb)
+        lines = [a for a in access_lines(log) if a.get("backend") == "b1"]
+        self.assertEqual(lines[0].get("backend_ktls"), "off(tickets)", lines[0])
+        self.assertEqual(lines[0].get("ktls"), "off(other-side)", lines[0])
 
     def test_ktls_off_keeps_user_space_records_on_a_capable_kernel(self):
         if not crypto_table_parsed():

@@ -43,6 +43,15 @@ TEST(KtlsPlanTest, FullKernelAndAeadSuiteUsesTxAndRx) {
   EXPECT_TRUE(ktlsPlan(KtlsMode::On, fullKernel(), 0x0303, "ECDHE-RSA-AES128-GCM-SHA256", KtlsSide::Backend).full());
 }
 
+TEST(KtlsPlanTest, Tls13BackendIsRefusedBecauseItsTicketsComeAfterTheSwitch) {
+  KtlsPlan plan = ktlsPlan(KtlsMode::Auto, fullKernel(), 0x0304, "TLS_AES_128_GCM_SHA256", KtlsSide::Backend);
+  EXPECT_FALSE(plan.tx);
+  EXPECT_EQ(plan.logValue(), "off(tickets)");
+  KtlsPlan client = ktlsPlan(KtlsMode::Auto, fullKernel(), 0x0304, "TLS_AES_128_GCM_SHA256", KtlsSide::Client);
+  ktlsRelayPlan(client, &plan);
+  EXPECT_EQ(client.logValue(), "off(other-side)");
+}
+
 TEST(KtlsPlanTest, ConfigOffWinsOverEverything) {
   KtlsPlan plan = ktlsPlan(KtlsMode::Off, fullKernel(), 0x0304, "TLS_AES_128_GCM_SHA256", KtlsSide::Client);
   EXPECT_FALSE(plan.tx);
@@ -91,7 +100,7 @@ TEST(KtlsPlanTest, RelayNeedsBothSidesOrAPlainBackend) {
   ktlsRelayPlan(client, nullptr);  // plain backend
   EXPECT_TRUE(client.full());
 
-  KtlsPlan backend = ktlsPlan(KtlsMode::Auto, caps, 0x0304, "TLS_AES_128_GCM_SHA256", KtlsSide::Backend);
+  KtlsPlan backend = ktlsPlan(KtlsMode::Auto, caps, 0x0303, "ECDHE-RSA-AES128-GCM-SHA256", KtlsSide::Backend);
   ktlsRelayPlan(client, &backend);
   EXPECT_TRUE(client.full());
   EXPECT_TRUE(backend.full());
