@@ -27,6 +27,7 @@
 #include "core/privileges.h"
 #include "core/socket.h"
 #include "tls/crypto_setup.h"
+#include "tls/ktls_probe.h"
 
 namespace {
 
@@ -172,6 +173,14 @@ int run(const Args& args) {
   if (features.available) core::log().info("{}", features.summary());
   if (std::string missing = features.missingEssentials(); !missing.empty()) {
     core::log().critical("cannot run: {}", missing);
+    core::shutdownLogging();
+    return 1;
+  }
+  const tls::KtlsCaps& ktls = tls::ktlsCaps();
+  core::log().info("{}", ktls.summary());
+  if (config->crypto.ktls == tls::KtlsMode::On && !ktls.usable()) {
+    const std::string& where = config->crypto_where;
+    core::log().critical("cannot run: {}{}ktls = \"on\" but {}", where, where.empty() ? "" : ": ", ktls.summary());
     core::shutdownLogging();
     return 1;
   }

@@ -99,6 +99,7 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener, Generation
   io_ = false;
   flush_then_close_ = false;
   tls_error_.clear();
+  ktls_planned_ = ktls_switching_ = ktls_draining_ = ktls_active_ = false;
   started_ = last_activity_ = loop.now();
   hello_timer_.handler = idle_timer_.handler = this;
   retry_timers_[0].handler = retry_timers_[1].handler = this;
@@ -663,7 +664,7 @@ void ProxyConnection::logAccess() {
   std::snprintf(relay, sizeof(relay), "%s,%s", dirs_[0].splice ? "splice" : "buffers",
                 dirs_[1].splice ? "splice" : "buffers");
   record.add("relay", relay);
-  if (tlsMode()) addTlsLogFields(record);
+  if (tls_[0].stream.active()) addTlsLogFields(record);
   record.addMillis("duration_ms", std::chrono::duration<double, std::milli>(worker_.loop().now() - started_).count());
   record.add("end", endReasonName(end_));
   if (end_errno_) record.add("errno", std::strerror(end_errno_));

@@ -30,6 +30,7 @@
 #include "core/event_loop.h"
 #include "core/socket.h"
 #include "tls/client_hello.h"
+#include "tls/ktls_plan.h"
 #include "tls/server_flight.h"
 #include "tls/tls_stream.h"
 
@@ -227,10 +228,22 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   void openGate();
   void endOfPlaintext(int d);
   void tlsFailed(int side, const char* what);
-  bool tlsMode() const { return tls_[0].stream.active(); }
+  // After a kTLS switch the streams stay attached (for the access log) but the sockets carry
+  // plaintext: the relay is the passthrough one.
+  bool tlsMode() const { return tls_[0].stream.active() && !ktls_active_; }
   bool sideIsTls(int side) const { return tls_[side].stream.active(); }
   void releaseTls();
   void addTlsLogFields(AccessRecord& record) const;
+
+  // kTLS (ktls_switch.cc)
+  bool ktlsWanted() const;
+  void trackKtls(int side);
+  bool planKtls();
+  void tryFinishKtlsSwitch();
+  enum class Drain : uint8_t { Done, NeedMore, Failed };
+  Drain drainForKtls(int side);
+  bool installKtls();
+  void cancelRecvForKtls(int d);
 
   // teardown
   void finish(EndReason reason);
@@ -283,6 +296,11 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   bool io_ = false;             // relay operations may run (Relay, or the TLS handshakes)
   bool flush_then_close_ = false;  // a failed handshake: send OpenSSL's alert, then close
   std::string tls_error_;       // why a handshake failed (for the access log)
+  tls::KtlsPlan ktls_[2];       // per side, decided when the gate opens
+  bool ktls_planned_ = false;   // ktls_ holds this connection's decision
+  bool ktls_switching_ = false; // waiting for both sockets to go quiet before the switch
+  bool ktls_draining_ = false;  // quiet: decrypting what OpenSSL still holds, sends held
+  bool ktls_active_ = false;    // the sockets' records are the kernel's
   tls::ServerFlightObserver observer_{};
 
   core::Timer hello_timer_{};

@@ -82,6 +82,10 @@ uint32_t ProxyConnection::queueLimit() const {
 }
 
 void ProxyConnection::armRecv(int d) {
+  if (ktls_switching_) {
+    tryFinishKtlsSwitch();  // no new reads until the switch: the next ones may be the kernel's
+    return;
+  }
   Direction& dir = dirs_[d];
   if (!io_ || flush_then_close_ || dir.recv_armed || dir.cancel_pending || dir.eof || dir.splice) return;
   if (dir.queue.size() >= queueLimit()) return;
@@ -173,7 +177,7 @@ void ProxyConnection::onRecvCancelled(int d) {
 
 void ProxyConnection::trySend(int d) {
   Direction& dir = dirs_[d];
-  if (dir.send_inflight || dir.queue.empty() || !io_) return;
+  if (dir.send_inflight || dir.queue.empty() || !io_ || ktls_draining_) return;
   std::span<uint8_t> buf = worker_.loop().buffer(dir.queue.frontId());
   dir.send_inflight = true;
   worker_.loop().send(slot_, static_cast<uint8_t>(kSend0 + d), dir.to, buf.data() + dir.head_sent,

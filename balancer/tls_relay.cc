@@ -80,6 +80,7 @@ bool ProxyConnection::startTermination() {
     finish(EndReason::InternalError);
     return false;
   }
+  trackKtls(0);
   state_ = State::Handshake;
   io_ = true;
   dirs_[0].from = client_fd_;
@@ -175,7 +176,8 @@ ProxyConnection::Step ProxyConnection::driveHandshake(int side) {
 // After the handshakes: plaintext from `side` to the other side.
 ProxyConnection::Step ProxyConnection::drivePlaintext(int side) {
   Direction& dir = dirs_[side];
-  if (state_ != State::Relay || dir.plain_done) return Step::NeedInput;  // held until the gate opens
+  // Held until the gate opens, and during a kTLS switch (ktls_switch.cc decrypts what is left).
+  if (state_ != State::Relay || dir.plain_done || ktls_switching_) return Step::NeedInput;
   if (dir.plain_id >= 0) return flushPlain(side);
   if (dir.queue.size() >= queueLimit()) return Step::Blocked;
   if (sideIsTls(side)) return readPlain(side);
@@ -294,6 +296,11 @@ void ProxyConnection::onTlsRecv(int d, const core::Completion& c) {
 // A send on direction d completed (its buffer released if fully sent).
 void ProxyConnection::afterTlsSend(int d) {
   Direction& dir = dirs_[d];
+  if (ktls_switching_) {
+    trySend(d);  // the handshake's last records (TLS 1.3 tickets) leave before the keys go
+    tryFinishKtlsSwitch();
+    return;
+  }
   if (flush_then_close_) {
     trySend(d);
     if (dirs_[0].queue.empty() && dirs_[1].queue.empty()) finish(end_);
@@ -370,6 +377,7 @@ bool ProxyConnection::startBackendTls() {
     finish(EndReason::InternalError);
     return false;
   }
+  trackKtls(1);
   state_ = State::BackendHandshake;
   // The handshake with the backend is part of connecting to it.
   worker_.loop().timers().schedule(hello_timer_, worker_.loop().now() + pool_->config->connect_timeout);
@@ -382,6 +390,7 @@ void ProxyConnection::openGate() {
   state_ = State::Relay;
   touch();
   worker_.loop().timers().schedule(idle_timer_, last_activity_ + pool_->config->idle_timeout);
+  if (planKtls()) return;  // the records go to the kernel (ktls_switch.cc)
   drive(0);
   if (io_) drive(1);
 }
@@ -443,6 +452,10 @@ void ProxyConnection::addTlsLogFields(AccessRecord& record) const {
     }
   }
   if (!tls_error_.empty()) record.add("tls_error", tls_error_);
+  if (ktls_planned_) {
+    record.add("ktls", ktls_[0].logValue());
+    if (sideIsTls(1)) record.add("backend_ktls", ktls_[1].logValue());
+  }
 }
 
 void ProxyConnection::releaseTls() {

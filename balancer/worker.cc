@@ -9,6 +9,7 @@
 #include "balancer/proxy_connection.h"
 #include "health/checker.h"
 #include "tls/client_context.h"
+#include "tls/ktls_keys.h"
 #include "tls/server_context.h"
 #include "core/log.h"
 
@@ -26,6 +27,9 @@ WorkerTls::~WorkerTls() = default;
 
 std::unique_ptr<WorkerTls> WorkerTls::build(const Runtime& rt, std::string* error) {
   auto out = std::make_unique<WorkerTls>();
+  // kTLS needs the TLS 1.3 traffic secrets (tls/ktls_keys.h); capturing them costs a little
+  // per handshake, so only where the kernel can take the keys.
+  const bool ktls = rt.config.crypto.ktls != tls::KtlsMode::Off && tls::ktlsCaps().usable();
   out->server.resize(rt.listeners.size());
   for (size_t i = 0; i < rt.listeners.size(); ++i) {
     const ListenerTls& material = rt.listener_tls[i];
@@ -35,6 +39,10 @@ std::unique_ptr<WorkerTls> WorkerTls::build(const Runtime& rt, std::string* erro
     if (!out->server[i]) {
       *error = "listener " + rt.config.listeners[i].name + ": " + *error;
       return nullptr;
+    }
+    if (ktls) {
+      for (size_t j = 0; j < material.certificates->identities().size(); ++j)
+        tls::captureKtlsSecrets(out->server[i]->contextFor(j));
     }
   }
   out->client.resize(rt.pools.size());
@@ -47,6 +55,7 @@ std::unique_ptr<WorkerTls> WorkerTls::build(const Runtime& rt, std::string* erro
         *error = "pool " + pc.name + ": " + *error;
         return nullptr;
       }
+      if (ktls) tls::captureKtlsSecrets(out->client[i]->context());
     }
     if (const PoolTls& material = rt.check_tls[i]; material.credentials) {
       out->check[i] = tls::ClientContext::create(pc.health.tls, material.credentials, error);

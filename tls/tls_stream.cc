@@ -81,6 +81,7 @@ bool TlsStream::attach(SslPtr ssl, CiphertextSink* sink) {
   ssl_ = std::move(ssl);
   SSL_set_bio(ssl_.get(), bio, bio);  // one BIO both ways; SSL owns it (one reference)
   sink_ = sink;
+  ktls_ = {};
   in_ = nullptr;
   in_len_ = 0;
   in_eof_ = false;
@@ -96,6 +97,7 @@ void TlsStream::reset() {
   // ended normally even if the peer closed without close_notify, so keep its session.
   if (ssl_ && handshake_done_ && !failed_) SSL_set_shutdown(ssl_.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   ssl_.reset();
+  OPENSSL_cleanse(&ktls_, sizeof(ktls_));  // traffic secrets, when kTLS tracking captured them
   failed_ = false;
   in_ = nullptr;
   in_len_ = 0;

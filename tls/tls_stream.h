@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 
+#include "tls/ktls_keys.h"
 #include "tls/ssl_ptr.h"
 
 namespace ringlb::tls {
@@ -46,6 +47,10 @@ class TlsStream {
 
   // Takes `ssl` (server or client mode already set) and attaches the BIO.
   bool attach(SslPtr ssl, CiphertextSink* sink);
+  // Watch the handshake for kTLS (tls/ktls_keys.h): record counts and, if the context
+  // captures them, the TLS 1.3 traffic secrets. After attach(), before the handshake.
+  bool trackKtls() { return tls::trackKtls(ssl_.get(), &ktls_); }
+  const KtlsTrack& ktlsTrack() const { return ktls_; }
   // Frees the SSL object (and any buffers it holds).
   void reset();
   bool active() const { return ssl_ != nullptr; }
@@ -90,6 +95,7 @@ class TlsStream {
   bool handshake_done_ = false;
   bool failed_ = false;
   std::string error_;
+  KtlsTrack ktls_;
 };
 
 }  // namespace ringlb::tls
