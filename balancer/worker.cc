@@ -36,6 +36,7 @@ std::unique_ptr<WorkerTls> WorkerTls::build(const Runtime& rt, std::string* erro
       *error = "listener " + rt.config.listeners[i].name + ": " + *error;
       return nullptr;
     }
+    if (rt.config.crypto.async) out->server[i]->enableAsync();
   }
   out->client.resize(rt.pools.size());
   out->check.resize(rt.pools.size());
@@ -47,6 +48,7 @@ std::unique_ptr<WorkerTls> WorkerTls::build(const Runtime& rt, std::string* erro
         *error = "pool " + pc.name + ": " + *error;
         return nullptr;
       }
+      if (rt.config.crypto.async) out->client[i]->enableAsync();
     }
     if (const PoolTls& material = rt.check_tls[i]; material.credentials) {
       out->check[i] = tls::ClientContext::create(pc.health.tls, material.credentials, error);
