@@ -42,7 +42,7 @@ constexpr Named<ProxyProtocol> kProxyProtocols[] = {{"none", ProxyProtocol::None
 constexpr Named<RelayKind> kRelays[] = {
     {"auto", RelayKind::Auto}, {"buffers", RelayKind::Buffers}, {"splice", RelayKind::Splice}};
 
-constexpr std::string_view kTopKeys[] = {"global", "admin", "listener", "pool"};
+constexpr std::string_view kTopKeys[] = {"global", "admin", "crypto", "listener", "pool"};
 constexpr std::string_view kGlobalKeys[] = {
     "workers",        "max_connections", "log_level",          "log_file",
     "access_log",     "access_log_file", "drain_timeout",      "relay",
@@ -634,6 +634,7 @@ std::optional<Config> Validator::run(std::string_view text, std::vector<std::str
     checkKeys(top, kTopKeys);
     parseGlobal(root, config.global);
     parseAdmin(root, config.admin);
+    parseCryptoAsync(root, config);
     auto listeners = readTables(top, "listener", "[[listener]]");
     for (size_t i = 0; i < listeners.size(); ++i) {
       parseListener(*listeners[i], i, config.listeners.emplace_back());
