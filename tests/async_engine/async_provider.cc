@@ -33,6 +33,7 @@
 #include <openssl/async.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <sys/eventfd.h>
@@ -90,13 +91,17 @@ struct Request {
 class Helper {
  public:
   explicit Helper(std::chrono::microseconds delay) : delay_(delay), thread_([this] { loop(); }) {}
-  ~Helper() {
+  ~Helper() { stop(); }
+
+  // Idempotent. Runs from the destructor (provider teardown) or at exit, whichever is first.
+  void stop() {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
     }
     cv_.notify_one();
-    thread_.join();
+    std::lock_guard lock(join_mu_);
+    if (thread_.joinable()) thread_.join();
   }
   std::chrono::microseconds delay() const { return delay_; }
 
@@ -137,10 +142,13 @@ class Helper {
       request.reset();
       lock.lock();
     }
+    lock.unlock();
+    OPENSSL_thread_stop();  // this thread's DRBGs and error queue
   }
 
   std::chrono::microseconds delay_;
   std::mutex mu_;
+  std::mutex join_mu_;
   std::condition_variable cv_;
   std::priority_queue<std::shared_ptr<Request>, std::vector<std::shared_ptr<Request>>, Later> queue_;
   bool stop_ = false;
@@ -150,6 +158,35 @@ class Helper {
 struct ProvCtx {
   Helper helper{configuredDelay()};
 };
+
+// The helper thread has per-thread OpenSSL state (DRBGs) that only OPENSSL_thread_stop()
+// frees, while libcrypto is still intact. A provider still loaded at exit is torn down by
+// OPENSSL_cleanup, after that state is gone, so the thread is also stopped by an atexit
+// handler: registered after libcrypto's own, it runs before it. The module is linked with
+// -z nodelete, so this code is still mapped at exit even if the provider was unloaded.
+// Never destroyed: static destructors run before OPENSSL_cleanup's provider teardown.
+struct LiveHelpers {
+  std::mutex mu;
+  std::vector<Helper*> helpers;
+};
+LiveHelpers& live() {
+  static auto* instance = new LiveHelpers;
+  return *instance;
+}
+
+void stopHelpersAtExit() {
+  std::lock_guard lock(live().mu);
+  for (Helper* helper : live().helpers) helper->stop();
+}
+
+ProvCtx* newProvCtx() {
+  auto* ctx = new ProvCtx;
+  std::lock_guard lock(live().mu);
+  static const bool registered = std::atexit(stopHelpersAtExit) == 0;
+  (void)registered;
+  live().helpers.push_back(&ctx->helper);
+  return ctx;
+}
 
 // ---- keymgmt: a default-provider EVP_PKEY behind this provider's keydata ----
 
@@ -455,7 +492,14 @@ const OSSL_ALGORITHM* queryOperation(void*, int operation_id, int* no_cache) {
   }
 }
 
-void teardown(void* provctx) { delete static_cast<ProvCtx*>(provctx); }
+void teardown(void* provctx) {
+  auto* ctx = static_cast<ProvCtx*>(provctx);
+  {
+    std::lock_guard lock(live().mu);
+    std::erase(live().helpers, &ctx->helper);
+  }
+  delete ctx;
+}
 
 const OSSL_PARAM* gettableParams(void*) {
   static const OSSL_PARAM kParams[] = {OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_NAME, nullptr, 0), OSSL_PARAM_END};
@@ -480,7 +524,7 @@ extern "C" __attribute__((visibility("default"))) int OSSL_provider_init(const O
                                                                          const OSSL_DISPATCH*,
                                                                          const OSSL_DISPATCH** out,
                                                                          void** provctx) {
-  *provctx = new ProvCtx;
+  *provctx = newProvCtx();
   *out = kProvider;
   return 1;
 }
