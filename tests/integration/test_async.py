@@ -140,11 +140,25 @@ class AsyncCryptoTest(IntegrationTest):
         self.assertEqual(ends[-1], "done", log[-3000:])
         self.assertNotIn("paused", log)
 
+    def loadgen_rate(self, pool, delay_us, asynchronous, args):
+        lb = self.accelerated_ringlb(terminate_config(pool, tls=single_cert_tls()), delay_us=delay_us,
+                                     asynchronous=asynchronous)
+        r = subprocess.run([LOADGEN, "handshake", "--target", f"127.0.0.1:{lb.port()}", "--request", "64",
+                            "--response", "64", "--sni", SNI, "--grace", "30", "--stall", "30", *args], capture_output=True, timeout=120)
+        result = json.loads(r.stdout.decode().strip().splitlines()[-1])
+        self.assertEqual(result["errors"], 0, result)
+        self.assertGreater(result["completed"], 0, result)
+        self.stop_ringlb(lb)
+        return result["completed"] / result["duration_s"], result["completed"]
+
     @unittest.skipUnless(LOADGEN and SINK, "needs the bench's e2e_sink and e2e_tls_loadgen (RINGLB_BUILD_BENCH)")
-    def test_handshake_throughput_with_2ms_latency_is_not_bound_by_serial_latency(self):
-        # 200 concurrent handshakes, 2 ms per signature, one worker: synchronous signing caps
-        # it at 1 / 2 ms = 500 handshakes/s; async keeps 200 in flight, so the accelerator's
-        # latency no longer bounds it (CPU does).
+    def test_handshake_throughput_is_not_bound_by_the_accelerators_latency(self):
+        # One worker, many handshakes in flight. Synchronous signing costs the worker the whole
+        # latency per handshake: at most 1 / latency handshakes/s. Async overlaps the latency
+        # of every handshake in flight, so only CPU bounds it. With 2 ms the CPU cost of a
+        # handshake (ECDHE, signing, the re-encrypted backend handshake) is of the same order,
+        # so the gain is measured and only loosely asserted; with 50 ms latency dominates and
+        # the gap is large even on a loaded machine.
         ready = os.path.join(tempfile.mkdtemp(prefix="ringlb-sink-"), "ready")
         d = test_pki()
         self.start(Process([SINK, "--listen", "127.0.0.1:0", "--ready-file", ready,
@@ -157,19 +171,21 @@ class AsyncCryptoTest(IntegrationTest):
                 return f.read().strip()
         address = wait_for(read_ready, what="e2e_sink ready").split()[-1]
         pool = pool_toml("p", [("sink", address, "backend-1.internal.test")], tls=internal_tls())
-        rates = {}
-        for mode in (True, False):
-            lb = self.accelerated_ringlb(terminate_config(pool, tls=single_cert_tls()), delay_us=2000, asynchronous=mode)
-            r = subprocess.run([LOADGEN, "handshake", "--target", f"127.0.0.1:{lb.port()}", "--concurrency", "200",
-                                "--request", "64", "--response", "64", "--duration", "3", "--sni", SNI], capture_output=True, timeout=90)
-            result = json.loads(r.stdout.decode().strip().splitlines()[-1])
-            self.assertEqual(result["errors"], 0, result)
-            rates[mode] = result["completed"] / result["duration_s"]
-            self.stop_ringlb(lb)
-        print(f"\nhandshakes/s with 2 ms simulated signing, 1 worker, 200 concurrent: "
-              f"async on {rates[True]:.0f}, async off {rates[False]:.0f}")
-        self.assertLessEqual(rates[False], 500 * 1.1, rates)
-        self.assertGreaterEqual(rates[True], 2 * rates[False], rates)
+        timed = ["--concurrency", "200", "--duration", "3"]
+        on_2ms, _ = self.loadgen_rate(pool, 2000, True, timed)
+        off_2ms, _ = self.loadgen_rate(pool, 2000, False, timed)
+        # 50 at once: served one by one they take ~3 s, inside the 5 s client_hello_timeout
+        # that runs until the handshake is done.
+        batch = ["--concurrency", "50", "--max-conns", "50", "--duration", "30"]
+        on_50ms, n_on = self.loadgen_rate(pool, 50000, True, batch)
+        off_50ms, n_off = self.loadgen_rate(pool, 50000, False, batch)
+        print(f"\nhandshakes/s, 1 worker: 2 ms latency x 200 in flight: async on {on_2ms:.0f}, off {off_2ms:.0f}; "
+              f"50 ms latency x 50 in flight: on {on_50ms:.0f}, off {off_50ms:.0f}")
+        self.assertEqual((n_on, n_off), (50, 50))
+        self.assertLessEqual(off_2ms, 500 * 1.1)
+        self.assertGreater(on_2ms, 1.2 * off_2ms)
+        self.assertLessEqual(off_50ms, 20 * 1.1)
+        self.assertGreaterEqual(on_50ms, 3 * off_50ms)
 
 
 if __name__ == "__main__":
