@@ -448,13 +448,14 @@ ProxyConnection::Step ProxyConnection::waitForAsync(int side) {
 void ProxyConnection::onAsyncReady(int side, int32_t res) {
   TlsSide& t = tls_[side];
   t.async_wait = false;
-  if (state_ == State::Closing) {
+  // Closing, or only an alert still going out (drive() would not call the stream again):
+  // the job just has to end before the SSL is freed.
+  if (state_ == State::Closing || !io_ || flush_then_close_) {
     finishPausedJob(side);
     return;
   }
   // res < 0 (the poll itself failed) resumes too: a job that is still paused says so again.
   (void)res;
-  if (!io_) return;
   drive(side);
   // Plaintext the other direction was writing into this stream when it paused.
   if (io_ && dirs_[1 - side].plain_id >= 0) drive(1 - side);
