@@ -472,6 +472,7 @@ void ProxyConnection::onCompletion(uint8_t op, const core::Completion& c) {
     case kSend0: case kSend1: onSend(op - kSend0, c.res); break;
     case kPollIn0: case kPollIn1: onPoll(op - kPollIn0, false, c.res); break;
     case kPollOut0: case kPollOut1: onPoll(op - kPollOut0, true, c.res); break;
+    case kAsync0: case kAsync1: onAsyncReady(op - kAsync0, c.res); break;
     default: break;
   }
   if (state_ == State::Closing) maybeFree();
@@ -537,6 +538,8 @@ void ProxyConnection::finish(EndReason reason) {
   timers.cancel(retry_timers_[1]);
   // Closing an fd does not cancel io_uring operations on it: cancel, then wait for every
   // completion (maybeFree) before closing and recycling.
+  // A poll on a paused async job's wait fd is not cancelled: the job must run to its end
+  // before its SSL can be freed, and that poll's completion resumes it (tls_relay.cc).
   if (worker_.loop().inflight(slot_) > 0) {
     if (client_fd_ >= 0) worker_.loop().cancelFd(slot_, kCancel, client_fd_);
     if (backend_fd_ >= 0) worker_.loop().cancelFd(slot_, kCancel, backend_fd_);

@@ -81,6 +81,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   enum Op : uint8_t {
     kHelloRecv = 1, kConnect, kConnectTimeout, kPreamble, kAlert, kCancel, kCancelRecv0, kCancelRecv1,
     kRecv0 = 16, kRecv1, kSend0, kSend1, kPollIn0, kPollIn1, kPollOut0, kPollOut1,
+    kAsync0, kAsync1,  // a TLS side's paused async job: its wait fd became readable
   };
   enum TimerKind : uint8_t { kHelloTimer = 1, kIdleTimer, kRetryRecv0, kRetryRecv1 };
 
@@ -171,8 +172,12 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
     bool close_sent = false;
     bool blocked = false;        // stopped for buffers or backpressure, not for input
     bool eof_fed = false;        // the stream was told the transport reached EOF
+    // [crypto] async: the stream's job is paused and a poll on its wait fd is armed; the
+    // stream is not called again until the poll completes (drive() returns at once).
+    bool async_wait = false;
+    int32_t async_read_buffer = -1;  // a paused SSL_read writes into this buffer when resumed
   };
-  enum class Step : uint8_t { Progress, NeedInput, Blocked, Stop };
+  enum class Step : uint8_t { Progress, NeedInput, Blocked, Async, Stop };
 
   // hello / routing (proxy_connection.cc)
   void armHelloRecv();
@@ -228,6 +233,9 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   void openGate();
   void endOfPlaintext(int d);
   void tlsFailed(int side, const char* what);
+  Step waitForAsync(int side);
+  void onAsyncReady(int side, int32_t res);
+  void finishPausedJob(int side);
   // After a kTLS switch the streams stay attached (for the access log) but the sockets carry
   // plaintext: the relay is the passthrough one.
   bool tlsMode() const { return tls_[0].stream.active() && !ktls_active_; }

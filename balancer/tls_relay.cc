@@ -13,6 +13,19 @@
 // Backpressure: a direction stops decrypting while the queue towards its destination is
 // full, and stops reading its socket once its `in` queue is full; a send completion drives
 // whatever was blocked.
+//
+// Async crypto ([crypto] async, SSL_MODE_ASYNC): a stream call that returns WantAsync has
+// an OpenSSL job paused inside an accelerator's operation. The side then waits on the job's
+// wait fd with a one-shot poll (kAsync0/1) and calls nothing on that stream until the poll
+// completes; the loop serves other connections meanwhile. The completion repeats the call
+// (drive()), which resumes the job. A paused SSL_read keeps its buffer, since the job
+// decrypts into the buffer of the call that started it. Teardown cannot cancel that poll
+// and free the SSL: SSL_free(3) does not free a paused job (its stack, and what the engine
+// holds for it, would leak). So a closing connection keeps the poll, resumes the job into
+// a discarding sink when it fires (TlsStream::resumeDiscarding), and is freed once no job is
+// left; that takes at most the accelerator's latency.
+#include <poll.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -123,6 +136,7 @@ bool ProxyConnection::nextInput(int side) {
 void ProxyConnection::drive(int side) {
   TlsSide& t = tls_[side];
   if (flush_then_close_) return;  // a failed stream: only OpenSSL's alert still goes out
+  if (t.async_wait) return;       // onAsyncReady resumes it
   t.blocked = false;
   Step step = Step::Progress;
   while (step == Step::Progress && io_) {
@@ -157,6 +171,8 @@ ProxyConnection::Step ProxyConnection::driveHandshake(int side) {
       return nextInput(side) ? Step::Progress : Step::NeedInput;
     case tls::TlsStatus::WantWrite:
       return Step::Blocked;
+    case tls::TlsStatus::WantAsync:
+      return waitForAsync(side);
     case tls::TlsStatus::Closed:
       if (side == 0) {
         // The client went away mid-handshake (a probe, a client that gave up): not a failure.
@@ -199,11 +215,16 @@ ProxyConnection::Step ProxyConnection::readPlain(int side) {
   TlsSide& t = tls_[side];
   core::EventLoop& loop = worker_.loop();
   nextInput(side);
-  int32_t id = loop.acquireBuffer();
+  int32_t id = t.async_read_buffer >= 0 ? t.async_read_buffer : loop.acquireBuffer();
+  t.async_read_buffer = -1;
   if (id < 0) return Step::Blocked;  // every buffer in use: drive() arranges the retry
   auto buffer = static_cast<uint16_t>(id);
   size_t n = 0;
   tls::TlsStatus status = t.stream.read(loop.buffer(buffer).data(), loop.bufferSize(), n);
+  if (status == tls::TlsStatus::WantAsync) {
+    t.async_read_buffer = id;
+    return waitForAsync(side);
+  }
   if (status != tls::TlsStatus::Ok) loop.releaseBuffer(buffer);
   switch (status) {
     case tls::TlsStatus::Ok:
@@ -221,6 +242,7 @@ ProxyConnection::Step ProxyConnection::readPlain(int side) {
     case tls::TlsStatus::WantRead:
       return nextInput(side) ? Step::Progress : Step::NeedInput;
     case tls::TlsStatus::WantWrite:
+    case tls::TlsStatus::WantAsync:  // handled above
       return Step::Blocked;
     case tls::TlsStatus::Closed:
       endOfPlaintext(side);
@@ -238,10 +260,13 @@ ProxyConnection::Step ProxyConnection::flushPlain(int d) {
   tls::TlsStream& out = tls_[1 - d].stream;
   core::EventLoop& loop = worker_.loop();
   while (dir.plain_id >= 0) {
+    if (tls_[1 - d].async_wait) return Step::Async;  // resumed by that side's onAsyncReady
     auto id = static_cast<uint16_t>(dir.plain_id);
     size_t written = 0;
+    // After WantAsync the same bytes are offered again (the paused job holds this pointer).
     tls::TlsStatus status = out.write(loop.buffer(id).data() + dir.plain_off, dir.plain_len, written);
     if (status == tls::TlsStatus::WantWrite) return Step::Blocked;
+    if (status == tls::TlsStatus::WantAsync) return waitForAsync(1 - d);
     if (status != tls::TlsStatus::Ok) {
       tlsFailed(1 - d, "write");
       return Step::Stop;
@@ -410,6 +435,56 @@ void ProxyConnection::endOfPlaintext(int d) {
   if (dir.queue.empty() && !dir.send_inflight) propagateEof(d);
 }
 
+// `side`'s stream returned WantAsync: poll its job's wait fd. An accelerator's job waits on
+// one fd (QAT's, this project's test provider's); should an engine register several, the
+// first is polled, and a resume that finds the job still paused polls again.
+ProxyConnection::Step ProxyConnection::waitForAsync(int side) {
+  TlsSide& t = tls_[side];
+  int fds[4];
+  size_t n = t.stream.asyncWaitFds(fds, 4);
+  if (n == 0 || n > 4) {
+    // Nothing to wait on: the job can never be resumed (an engine bug). Its SSL is freed
+    // with the job still paused, which leaks the job.
+    core::log().error("TLS side {}: async job paused with {} wait fds; closing", side, n);
+    finish(EndReason::InternalError);
+    return Step::Stop;
+  }
+  t.async_wait = true;
+  worker_.loop().pollAdd(slot_, static_cast<uint8_t>(kAsync0 + side), fds[0], POLLIN);
+  return Step::Async;
+}
+
+void ProxyConnection::onAsyncReady(int side, int32_t res) {
+  TlsSide& t = tls_[side];
+  t.async_wait = false;
+  // Closing, or only an alert still going out (drive() would not call the stream again):
+  // the job just has to end before the SSL is freed.
+  if (state_ == State::Closing || !io_ || flush_then_close_) {
+    finishPausedJob(side);
+    return;
+  }
+  // res < 0 (the poll itself failed) resumes too: a job that is still paused says so again.
+  (void)res;
+  drive(side);
+  // Plaintext the other direction was writing into this stream when it paused.
+  if (io_ && dirs_[1 - side].plain_id >= 0) drive(1 - side);
+}
+
+// Teardown: run the paused job to its end (records discarded) so SSL_free frees everything.
+void ProxyConnection::finishPausedJob(int side) {
+  TlsSide& t = tls_[side];
+  if (!t.stream.active() || !t.stream.asyncPaused()) return;
+  if (t.stream.resumeDiscarding() != tls::TlsStatus::WantAsync) return;
+  int fds[4];
+  size_t n = t.stream.asyncWaitFds(fds, 4);
+  if (n == 0 || n > 4) {
+    core::log().error("TLS side {}: async job paused with {} wait fds at teardown; leaking it", side, n);
+    return;
+  }
+  t.async_wait = true;
+  worker_.loop().pollAdd(slot_, static_cast<uint8_t>(kAsync0 + side), fds[0], POLLIN);
+}
+
 void ProxyConnection::tlsFailed(int side, const char* what) {
   const tls::TlsStream& stream = tls_[side].stream;
   tls_error_ = stream.error();
@@ -466,7 +541,11 @@ void ProxyConnection::releaseTls() {
       loop.releaseBuffer(t.in.frontId());
       t.in.pop();
     }
+    if (t.stream.asyncPaused()) core::log().error("TLS side {}: freeing a stream whose async job is paused", side);
     t.stream.reset();
+    if (t.async_read_buffer >= 0) loop.releaseBuffer(static_cast<uint16_t>(t.async_read_buffer));
+    t.async_read_buffer = -1;
+    t.async_wait = false;
     t.feeding_hello = t.in_set = t.close_sent = t.blocked = t.eof_fed = false;
     Direction& dir = dirs_[side];
     if (dir.plain_id >= 0) loop.releaseBuffer(static_cast<uint16_t>(dir.plain_id));

@@ -44,6 +44,7 @@ std::unique_ptr<WorkerTls> WorkerTls::build(const Runtime& rt, std::string* erro
       for (size_t j = 0; j < material.certificates->identities().size(); ++j)
         tls::captureKtlsSecrets(out->server[i]->contextFor(j));
     }
+    if (rt.config.crypto.async) out->server[i]->enableAsync();
   }
   out->client.resize(rt.pools.size());
   out->check.resize(rt.pools.size());
@@ -56,6 +57,7 @@ std::unique_ptr<WorkerTls> WorkerTls::build(const Runtime& rt, std::string* erro
         return nullptr;
       }
       if (ktls) tls::captureKtlsSecrets(out->client[i]->context());
+      if (rt.config.crypto.async) out->client[i]->enableAsync();
     }
     if (const PoolTls& material = rt.check_tls[i]; material.credentials) {
       out->check[i] = tls::ClientContext::create(pc.health.tls, material.credentials, error);

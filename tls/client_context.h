@@ -95,6 +95,10 @@ class ClientContext {
 
   SSL_CTX* context() const { return ctx_.get(); }
 
+  // [crypto] async: SSL_MODE_ASYNC, so the SSLs made afterwards run their handshakes as
+  // OpenSSL async jobs (see TlsStream::WantAsync). Call before the first newSsl().
+  void enableAsync() { SSL_CTX_set_mode(ctx_.get(), SSL_MODE_ASYNC); }
+
  private:
   ClientContext() = default;
 

@@ -182,6 +182,10 @@ bool ServerContext::configure(SSL_CTX* ctx, const Identity& identity,
   return true;
 }
 
+void ServerContext::enableAsync() {
+  for (SslCtxPtr& ctx : contexts_) SSL_CTX_set_mode(ctx.get(), SSL_MODE_ASYNC);
+}
+
 SslPtr ServerContext::newSsl() const {
   SslPtr ssl(SSL_new(contexts_[store_->defaultIdentity().index].get()));
   if (ssl) SSL_set_accept_state(ssl.get());

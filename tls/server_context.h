@@ -47,6 +47,11 @@ class ServerContext {
   // memory.
   SslPtr newSsl() const;
 
+  // [crypto] async: SSL_MODE_ASYNC on every identity's context, so the SSLs made afterwards
+  // run their handshakes as OpenSSL async jobs (see TlsStream::WantAsync). Call before
+  // the first newSsl().
+  void enableAsync();
+
   // The context of an identity (tests, stats). `index` < store().identities().size().
   SSL_CTX* contextFor(size_t index) const { return contexts_[index].get(); }
   const CertificateStore& store() const { return *store_; }

@@ -99,6 +99,7 @@ void TlsStream::reset() {
   ssl_.reset();
   OPENSSL_cleanse(&ktls_, sizeof(ktls_));  // traffic secrets, when kTLS tracking captured them
   failed_ = false;
+  async_op_ = AsyncOp::None;
   in_ = nullptr;
   in_len_ = 0;
   handshake_done_ = false;
@@ -112,6 +113,7 @@ TlsStatus TlsStream::status(int ret, const char* what) {
       return TlsStatus::WantRead;
     case SSL_ERROR_WANT_WRITE: return TlsStatus::WantWrite;
     case SSL_ERROR_ZERO_RETURN: return TlsStatus::Closed;
+    case SSL_ERROR_WANT_ASYNC: return TlsStatus::WantAsync;
     default: break;
   }
   unsigned long code = ERR_peek_error();
@@ -143,16 +145,20 @@ TlsStatus TlsStream::handshake() {
   int ret = SSL_do_handshake(ssl_.get());
   if (ret == 1) {
     handshake_done_ = true;
+    async_op_ = AsyncOp::None;
     return TlsStatus::Ok;
   }
-  return status(ret, "handshake failed");
+  return noteAsync(status(ret, "handshake failed"), AsyncOp::Handshake);
 }
 
 TlsStatus TlsStream::read(uint8_t* out, size_t cap, size_t& n) {
   clearStaleErrors();
   n = 0;
-  if (SSL_read_ex(ssl_.get(), out, cap, &n) == 1) return TlsStatus::Ok;
-  return status(0, "read failed");
+  if (SSL_read_ex(ssl_.get(), out, cap, &n) == 1) {
+    async_op_ = AsyncOp::None;
+    return TlsStatus::Ok;
+  }
+  return noteAsync(status(0, "read failed"), AsyncOp::Read);
 }
 
 TlsStatus TlsStream::write(const uint8_t* data, size_t len, size_t& written) {
@@ -160,12 +166,63 @@ TlsStatus TlsStream::write(const uint8_t* data, size_t len, size_t& written) {
   written = 0;
   // With SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_write_ex reports success once at least one
   // record is in the sink; without it, only when all `len` bytes are.
-  if (SSL_write_ex(ssl_.get(), data, len, &written) == 1) return TlsStatus::Ok;
-  return status(0, "write failed");
+  if (SSL_write_ex(ssl_.get(), data, len, &written) == 1) {
+    async_op_ = AsyncOp::None;
+    return TlsStatus::Ok;
+  }
+  return noteAsync(status(0, "write failed"), AsyncOp::Write);
+}
+
+TlsStatus TlsStream::noteAsync(TlsStatus result, AsyncOp op) {
+  async_op_ = result == TlsStatus::WantAsync ? op : AsyncOp::None;
+  return result;
+}
+
+size_t TlsStream::asyncWaitFds(int* fds, size_t cap) const {
+  size_t count = 0;
+  if (!ssl_ || SSL_get_all_async_fds(ssl_.get(), nullptr, &count) != 1) return 0;
+  if (count == 0 || count > cap) return count;
+  SSL_get_all_async_fds(ssl_.get(), fds, &count);
+  return count;
+}
+
+void TlsStream::asyncChangedFds(int* added, size_t& num_added, int* removed, size_t& num_removed) const {
+  size_t cap_added = num_added;
+  size_t cap_removed = num_removed;
+  num_added = num_removed = 0;
+  if (!ssl_ || SSL_get_changed_async_fds(ssl_.get(), nullptr, &num_added, nullptr, &num_removed) != 1) return;
+  if (num_added > cap_added || num_removed > cap_removed) return;
+  SSL_get_changed_async_fds(ssl_.get(), added, &num_added, removed, &num_removed);
+}
+
+// ASYNC_start_job(3) resumes a paused job whatever the arguments of the call that resumes it
+// (the job kept its own copy of the first call's), so any of the three calls would do; the
+// same one is used anyway. Records the resumed job writes go nowhere, and it reads no input.
+TlsStatus TlsStream::resumeDiscarding() {
+  if (!asyncPaused()) return TlsStatus::Ok;
+  static struct Discard final : CiphertextSink {
+    bool writeCiphertext(const uint8_t*, size_t) override { return true; }
+  } discard;
+  sink_ = &discard;
+  in_ = nullptr;
+  in_len_ = 0;
+  in_eof_ = true;
+  uint8_t scratch[1];
+  size_t n = 0;
+  TlsStatus result = TlsStatus::Ok;
+  switch (async_op_) {
+    case AsyncOp::Read: result = read(scratch, sizeof(scratch), n); break;
+    case AsyncOp::Write: result = write(scratch, sizeof(scratch), n); break;
+    case AsyncOp::Handshake:
+    case AsyncOp::None: result = handshake(); break;
+  }
+  failed_ = true;  // whatever happened, the session did not end normally: keep it out of the cache
+  ERR_clear_error();
+  return asyncPaused() ? TlsStatus::WantAsync : result;
 }
 
 bool TlsStream::close() {
-  if (!ssl_ || !handshake_done_) return false;
+  if (!ssl_ || !handshake_done_ || asyncPaused()) return false;
   clearStaleErrors();
   int ret = SSL_shutdown(ssl_.get());
   clearStaleErrors();

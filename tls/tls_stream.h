@@ -9,6 +9,14 @@
 //
 // The SSL object is created by the caller (tls/server_context.h, tls/client_context.h) with
 // SSL_MODE_RELEASE_BUFFERS, so an idle stream holds no record buffers.
+//
+// Async crypto (SSL_MODE_ASYNC, [crypto] async): handshake(), read() and write() run inside
+// an OpenSSL async job (ASYNC_start_job(3)). When an engine or provider pauses the job (an
+// accelerator is working), the call returns WantAsync: the caller waits until one of
+// asyncWaitFds() is readable, then repeats the same call (same arguments: the paused job
+// still refers to the buffers of the first call, so they must stay valid). SSL_free(3) does
+// not free a paused job, so a stream must not be reset() while asyncPaused(): finish the job
+// first with resumeDiscarding().
 #pragma once
 
 #include <openssl/ssl.h>
@@ -37,6 +45,7 @@ enum class TlsStatus : uint8_t {
   WantWrite,  // the sink refused: repeat the same call once it can take bytes
   Closed,     // the peer sent close_notify (reads), or the peer closed without one
   Error,      // fatal: the reason is in error()
+  WantAsync,  // an async job is paused: repeat the same call once an asyncWaitFds() fd is readable
 };
 
 class TlsStream {
@@ -73,8 +82,22 @@ class TlsStream {
   // After WantWrite, call again with the same bytes (SSL_write(3): the retry must repeat
   // the arguments).
   TlsStatus write(const uint8_t* data, size_t len, size_t& written);
-  // Queues close_notify (RFC 8446 s6.1) to the sink; true when it was written.
+  // Queues close_notify (RFC 8446 s6.1) to the sink; true when it was written. False (and
+  // nothing sent) while a job is paused: SSL_shutdown would resume that job.
   bool close();
+
+  // An async job of this stream is paused (SSL_waiting_for_async(3)).
+  bool asyncPaused() const { return ssl_ && SSL_waiting_for_async(ssl_.get()) == 1; }
+  // The fds the paused job waits on (SSL_get_all_async_fds(3)): up to `cap` of them into
+  // `fds`; returns how many there are (may exceed `cap`).
+  size_t asyncWaitFds(int* fds, size_t cap) const;
+  // Fds added to / removed from the wait set since the last call (SSL_get_changed_async_fds),
+  // for callers that keep a poll armed across pauses. Counts may exceed the caps.
+  void asyncChangedFds(int* added, size_t& num_added, int* removed, size_t& num_removed) const;
+  // Teardown of a stream whose job is paused: resumes the job once with every record
+  // discarded and no more input, so it can run to its end. Returns WantAsync if the job paused
+  // again (wait on asyncWaitFds() again), anything else once no job is left; then reset().
+  TlsStatus resumeDiscarding();
 
   // Why the last call failed: OpenSSL's reason, plus the certificate verification result
   // when that is what failed. Empty if nothing failed.
@@ -87,6 +110,10 @@ class TlsStream {
   static const BIO_METHOD* bioMethod();
   TlsStatus status(int ret, const char* what);
 
+  // Which call a paused job belongs to (resumeDiscarding repeats it).
+  enum class AsyncOp : uint8_t { None, Handshake, Read, Write };
+  TlsStatus noteAsync(TlsStatus result, AsyncOp op);
+
   SslPtr ssl_;
   CiphertextSink* sink_ = nullptr;
   const uint8_t* in_ = nullptr;
@@ -94,6 +121,7 @@ class TlsStream {
   bool in_eof_ = false;
   bool handshake_done_ = false;
   bool failed_ = false;
+  AsyncOp async_op_ = AsyncOp::None;
   std::string error_;
   KtlsTrack ktls_;
 };

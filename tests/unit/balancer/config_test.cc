@@ -144,6 +144,18 @@ TEST(ConfigTest, ExampleConfigWhereFieldsPointAtTheirTables) {
 // ---------------------------------------------------------------------------------------
 // Values and defaults
 
+// Interim: only `async` of [crypto] is parsed until the full [crypto] parser lands.
+TEST(ConfigTest, CryptoAsyncIsReadAndOffByDefault) {
+  Parsed off = parse(kMinimal);
+  ASSERT_TRUE(off.config.has_value()) << joined(off.errors);
+  EXPECT_FALSE(off.config->crypto.async);
+  Parsed on = parse("[crypto]\nasync = true\n" + std::string(kMinimal));
+  ASSERT_TRUE(on.config.has_value()) << joined(on.errors);
+  EXPECT_TRUE(on.config->crypto.async);
+  Parsed bad = parse("[crypto]\nasync = \"yes\"\n" + std::string(kMinimal));
+  EXPECT_FALSE(bad.config.has_value());
+}
+
 TEST(ConfigTest, OmittedKeysTakeTheStructDefaults) {
   Parsed parsed = parse(kMinimal);
   ASSERT_TRUE(parsed.config.has_value()) << joined(parsed.errors);
