@@ -259,6 +259,12 @@ void Worker::startCheckers(Generation& generation) {
 }
 
 void Worker::stopCheckers(Generation& generation) {
+  // Once per generation: a generation retired by a reload is stopped again by beginDrain()
+  // (and a drained one again by a late update); stopping a checker that is already stopping
+  // would count it twice in checkers_stopping, which then never returns to 0 (the
+  // generation is never freed and the worker never exits).
+  if (generation.checkers_stopped) return;
+  generation.checkers_stopped = true;
   for (auto& checker : generation.checkers) {
     if (!checker) continue;
     health::Checker* raw = checker.get();
