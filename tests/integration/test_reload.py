@@ -211,7 +211,7 @@ class ReloadTest(IntegrationTest):
         # stopped them a second time, counted them twice, and the worker never exited.
         hangs = [self.start(EchoBackend(f"h{i}", hang_health=True)) for i in range(4)]
         text = plain_config([(f"h{i}", h.address) for i, h in enumerate(hangs)])
-        text += ('[pool.health]\ntype = "http"\npath = "/health"\ninterval = "100ms"\n'
+        text += ('[pool.health]\ntype = "http"\npath = "/health"\ninterval = "30s"\n'
                  'fast_interval = "100ms"\ntimeout = "30s"\n')
         for attempt in range(8):
             lb = self.ringlb(text, workers=2)
