@@ -238,7 +238,7 @@ int run(const Args& args) {
   control.setSignalHandler([&](int sig) {
     if (sig == SIGHUP) {
       core::log().info("SIGHUP: reloading {}", args.config);
-      supervisor.reload();
+      api.reload();  // not supervisor.reload(): the API must forget its committed certificates
       return;
     }
     core::log().info("{}: stopping (drain up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",

@@ -83,6 +83,7 @@ void ProxyConnection::start(int client_fd, ListenerRuntime& listener, Generation
   sni_len_ = alpn_len_ = 0;
   hash_ = 0;
   peer_known_ = false;
+  backend_connected_ = false;
   proxied_dst_known_ = false;
   hello_version_ = 0;
   proxy_pending_ = listener.config->accept_proxy != AcceptProxy::None;
@@ -363,7 +364,9 @@ void ProxyConnection::onConnect(int32_t res) {
     return;
   }
   backend_->stats().connections_total.fetch_add(1, std::memory_order_relaxed);
-  backend_->health().onConnectSuccess();
+  // Passive health learns the outcome when the connection ends (maybeFree): a reset before
+  // any response byte or a failed backend handshake must still count as a failure.
+  backend_connected_ = true;
   if (tlsMode()) {
     queueProxyHeader();
     if (state_ != State::Closing) startBackendTls();
@@ -570,9 +573,11 @@ void ProxyConnection::maybeFree() {
     backend_stats.active.fetch_sub(1, std::memory_order_relaxed);
     backend_stats.bytes_in.fetch_add(dirs_[0].bytes, std::memory_order_relaxed);
     backend_stats.bytes_out.fetch_add(dirs_[1].bytes, std::memory_order_relaxed);
-    if (end_ == EndReason::BackendReset) {
-      backend_stats.resets.fetch_add(1, std::memory_order_relaxed);
-      if (dirs_[1].bytes == 0) passiveFailure("reset before any response byte");
+    if (end_ == EndReason::BackendReset) backend_stats.resets.fetch_add(1, std::memory_order_relaxed);
+    if (end_ == EndReason::BackendReset && dirs_[1].bytes == 0) {
+      passiveFailure("reset before any response byte");
+    } else if (backend_connected_ && end_ != EndReason::BackendTlsFailed) {
+      backend_->health().onConnectSuccess();
     }
   }
   backend_ = nullptr;

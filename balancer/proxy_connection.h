@@ -289,6 +289,7 @@ class ProxyConnection final : public core::CompletionHandler, public core::Timer
   uint64_t hash_ = 0;
   core::SocketAddress peer_{};
   bool peer_known_ = false;
+  bool backend_connected_ = false;  // the connect to backend_ succeeded (for passive health)
   bool proxy_pending_ = false;        // the listener expects a PROXY header first
   bool proxied_dst_known_ = false;
   core::SocketAddress proxied_dst_{};  // the destination the upstream's PROXY header named

@@ -222,7 +222,9 @@ std::string RuntimeApi::setServer(const std::vector<std::string_view>& w) {
     if (!parseInt(value, &n)) return "Require <weight> or <weight%>.\n";
     if (relative) {
       if (n < 0) return "Relative weight must be positive.\n";
-      n = std::min<long>(256, static_cast<long>(backend.weight) * n / 100);
+      // weight <= 256, so anything past 25600% is 256 anyway: clamp before multiplying
+      // (weight * n overflowed a long for large n).
+      n = std::min<long>(256, static_cast<long>(backend.weight) * std::min<long>(n, 25600) / 100);
     } else if (n < 0 || n > 256) {
       return "Absolute weight can only be between 0 and 256 inclusive.\n";
     }

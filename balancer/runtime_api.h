@@ -69,6 +69,10 @@ class RuntimeApi {
   // line in the answer, like HAProxy ("Unknown command: 'x'. Type 'help' ...").
   std::string execute(std::string_view input);
 
+  // Re-reads the configuration file (the `reload` command; also SIGHUP, so that the
+  // certificates committed at run time, which a reload drops, are forgotten here too).
+  std::string reload();
+
   // Paths with a staged ("set ssl cert") but uncommitted replacement, for tests and logs.
   std::vector<std::string> stagedCertificates() const;
 
@@ -79,7 +83,6 @@ class RuntimeApi {
   std::string setSslCert(const std::vector<std::string_view>& words, std::string_view payload);
   std::string commitSslCert(const std::vector<std::string_view>& words);
   std::string abortSslCert(const std::vector<std::string_view>& words);
-  std::string reload();
 
   ControlHost& host_;
   // Operator-supplied PEM by certificate path: committed ones are part of every rebuild

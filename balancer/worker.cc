@@ -270,6 +270,12 @@ void Worker::startCheckers(Generation& generation) {
 }
 
 void Worker::stopCheckers(Generation& generation) {
+  // Once per generation: a generation retired by a reload is stopped again by beginDrain()
+  // (and a drained one again by a late update); stopping a checker that is already stopping
+  // would count it twice in checkers_stopping, which then never returns to 0 (the
+  // generation is never freed and the worker never exits).
+  if (generation.checkers_stopped) return;
+  generation.checkers_stopped = true;
   for (auto& checker : generation.checkers) {
     if (!checker) continue;
     health::Checker* raw = checker.get();
@@ -348,12 +354,16 @@ bool Worker::admit(ListenerRuntime& listener) {
 }
 
 void Worker::onAccept(size_t i, const core::Completion& completion) {
-  ListenerRuntime& listener = *current().runtime().listeners[sockets_[i].listener];
+  // sockets_[i].listener indexes the current generation's listeners only while the socket is
+  // kept: a socket closed by a reload (or left alone while stopping) still holds its index
+  // in an older generation, which may be past the end of the current one's listeners.
+  const bool in_use = !stopping_ && !closing_[i];
   if (completion.res >= 0) {
     int fd = completion.res;
-    if (stopping_ || closing_[i] || !admit(listener)) {
+    if (!in_use || !admit(*current().runtime().listeners[sockets_[i].listener])) {
       ::close(fd);
     } else {
+      ListenerRuntime& listener = *current().runtime().listeners[sockets_[i].listener];
       listener.stats.accepted.fetch_add(1, std::memory_order_relaxed);
       stats_.connections.fetch_add(1, std::memory_order_relaxed);
       ProxyConnection* conn = free_;
@@ -381,6 +391,7 @@ void Worker::onAccept(size_t i, const core::Completion& completion) {
   }
   if (completion.res < 0 && completion.res != -ECANCELED) {
     // EMFILE/ENFILE/ENOMEM: back off instead of spinning; connections wait in the backlog.
+    const ListenerRuntime& listener = *current().runtime().listeners[sockets_[i].listener];
     core::log().error("listener {}: accept failed: {}; retrying in 100ms", listener.config->name,
                       std::strerror(-completion.res));
     loop_.timers().schedule(accept_retry_timer_, loop_.now() + std::chrono::milliseconds(100));

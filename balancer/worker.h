@@ -94,6 +94,7 @@ class Generation {
   bool retired = false;       // a newer generation serves new connections
   std::vector<std::unique_ptr<health::Checker>> checkers;  // this worker's share of the backends
   uint32_t checkers_stopping = 0;
+  bool checkers_stopped = false;  // stopCheckers() ran (it must run only once)
 
  private:
   std::shared_ptr<Runtime> runtime_;

@@ -246,7 +246,9 @@ void ControlServer::onReadable(Client& c) {
   for (;;) {
     ssize_t n = ::read(c.fd.get(), buf, sizeof(buf));
     if (n > 0) {
-      c.deadline = SteadyClock::now() + options_.idle_timeout;
+      // Reads do not push the deadline back: the request must arrive within idle_timeout of
+      // the accept, or a client trickling bytes keeps its slot (of max_clients, shared by
+      // the CLI and HTTP) for ever.
       if (c.in.size() + static_cast<size_t>(n) > options_.max_request) {
         if (c.http) {
           c.out = httpMessage(413, "text/plain", "request too large\n");

@@ -42,7 +42,7 @@ struct ControlServerOptions {
   uint32_t unix_mode = 0600;          // permission bits of the socket file
   std::string http_address;           // "127.0.0.1:9100", "[::1]:0"; "" = no HTTP
   size_t max_request = 1 << 20;       // bytes a client may send before being cut off
-  std::chrono::milliseconds idle_timeout{10000};  // since the client's last read or write progress
+  std::chrono::milliseconds idle_timeout{10000};  // to send the request (from accept), then since the last write progress
   size_t max_clients = 32;            // further connections are accepted and closed at once
   bool signals = true;                // own a signalfd for SIGHUP/SIGTERM/SIGINT
 };

@@ -6,6 +6,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import time
 import unittest
 
@@ -202,6 +203,50 @@ class HealthTest(IntegrationTest):
         attempts = log.count("connect to backend dead")
         self.assertEqual(attempts, 2)
         self.stop_ringlb(lb)
+
+    def test_passive_ejection_of_a_backend_that_resets_before_answering(self):
+        # conf/README: a reset before any response byte counts towards eject_after. The TCP
+        # connect to such a backend succeeds, and that success used to reset the count every
+        # time, so with eject_after >= 2 it was never ejected.
+        a = self.start(EchoBackend("a"))
+        rst = socket.socket()
+        rst.bind(("127.0.0.1", 0))
+        rst.listen(64)
+        rst_address = f"127.0.0.1:{rst.getsockname()[1]}"
+        stop = []
+
+        def reset_all():
+            rst.settimeout(0.2)
+            while not stop:
+                try:
+                    conn, _ = rst.accept()
+                except OSError:
+                    continue
+                conn.settimeout(2)
+                try:
+                    conn.recv(4096)
+                except OSError:
+                    pass
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+        import threading
+        t = threading.Thread(target=reset_all, daemon=True)
+        t.start()
+        try:
+            lb = self.ringlb(config([("a", a.address), ("rst", rst_address)],
+                                    pool_keys='eject_after = 2\neject_for = "30s"\nalgorithm = "round_robin"'))
+            for _ in range(8):
+                try:
+                    echo(lb.port())
+                except OSError:
+                    pass
+            self.log_time_of(lb, r"pool p backend rst \(127\.0\.0\.1:\d+\): ejected for 30000 ms after 2 "
+                                 r"consecutive failures \(last: reset before any response byte\)", timeout=5)
+            self.stop_ringlb(lb)
+        finally:
+            stop.append(True)
+            t.join()
+            rst.close()
 
     def test_reload_keeps_the_health_state_of_unchanged_backends(self):
         a = self.start(EchoBackend("a"))

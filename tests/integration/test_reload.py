@@ -9,7 +9,8 @@ import tempfile
 import time
 import unittest
 
-from harness import (EchoLoad, echo_once, IntegrationTest, RawBackend, public_tls, s_client_tls, test_pki, tls_get, http_body,
+from harness import (EchoBackend, EchoLoad, echo_once, IntegrationTest, RawBackend, public_tls, s_client_tls, test_pki,
+                     tls_get, http_body,
                      toml_keys, wait_for)
 
 
@@ -196,6 +197,29 @@ class ReloadTest(IntegrationTest):
             self.echo(extra_port)
         self.assertEqual(self.echo(port), b"hello\n")
         self.stop_ringlb(lb)
+
+    def test_sigterm_right_after_sighup_with_checks_in_flight_exits(self):
+        # Every HTTP check hangs (in flight until its 30 s timeout), so a reload leaves the
+        # retired generation's checkers stopping; a SIGTERM handled in the same loop turn
+        # stopped them a second time, counted them twice, and the worker never exited.
+        hangs = [self.start(EchoBackend(f"h{i}", hang_health=True)) for i in range(4)]
+        text = plain_config([(f"h{i}", h.address) for i, h in enumerate(hangs)])
+        text += ('[pool.health]\ntype = "http"\npath = "/health"\ninterval = "30s"\n'
+                 'fast_interval = "100ms"\ntimeout = "30s"\n')
+        for attempt in range(8):
+            lb = self.ringlb(text, workers=2)
+            time.sleep(0.3)  # the first checks start within 10 ms + a fraction of fast_interval
+            os.kill(lb.proc.pid, signal.SIGHUP)
+            os.kill(lb.proc.pid, signal.SIGTERM)
+            try:
+                rc = lb.proc.wait(15)
+            except Exception:
+                lb.proc.kill()
+                lb.proc.wait()
+                self.fail(f"attempt {attempt}: ringlb did not exit after SIGHUP + SIGTERM; log:\n"
+                          f"{lb.output()[-3000:]}")
+            lb.log.close()
+            self.assertEqual(rc, 0, lb.output()[-3000:])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -273,6 +274,41 @@ class RuntimeApiTest(IntegrationTest):
         # A PEM without a certificate is refused, and nothing changes.
         self.assertRegex(socat(self.sock, f"set ssl cert {target} <<\nnot a pem\n"), r"(?i)error|unable|no certificate")
         self.assertEqual(s_client_tls(lb.port(), ca=f"{d}/public-ca.pem").peer_cn, "*.apps.example.test")
+        self.stop_ringlb(lb)
+
+    def test_relative_weight_that_overflows_is_bounded(self):
+        # weight * N% used to be computed in a signed long: 3 * 3074457345618258603 overflows
+        # (UBSan aborts; a release build stored a negative value as a uint32 weight).
+        a = self.start(EchoBackend("a"))
+        text = config(self.sock, [("a", a.address)]).replace('address = "' + a.address + '"',
+                                                               'address = "' + a.address + '"\nweight = 3')
+        lb = self.ringlb(text)
+        self.assertEqual(socat(self.sock, "set server p/a weight 3074457345618258603%"), "\n")
+        weight = metric(parse_prometheus(self.get(lb, "/metrics")[2]), "ringlb_backend_weight", pool="p", backend="a")
+        self.assertEqual(weight, 256)
+        self.assertEqual(echo(lb.port()), b"ping\n")
+        self.stop_ringlb(lb)
+
+    def test_sighup_forgets_certificates_committed_at_run_time(self):
+        # A reload re-reads the files, so a certificate committed only in memory is no longer
+        # served; `show ssl cert` must say so, and a later commit of another file must not
+        # bring the forgotten one back.
+        d = test_pki()
+        a = self.nginx("n1", cert="backend-1")
+        text = config(self.sock, [], tls=True)
+        text += f'[pool.tls]\nca_file = "{d}/internal-ca.pem"\n'
+        text += f'[[pool.backend]]\nname = "n1"\naddress = "{a.address}"\ntls_name = "backend-1.internal.test"\n'
+        lb = self.ringlb(text)
+        target = f"{d}/default.full.pem"
+        with open(f"{d}/wildcard-apps.full.pem") as f:
+            pem = f.read()
+        self.assertIn("Transaction created", socat(self.sock, f"set ssl cert {target} <<\n{pem.strip()}\n"))
+        self.assertIn("Success!", socat(self.sock, f"commit ssl cert {target}"))
+        self.assertEqual(s_client_tls(lb.port(), ca=f"{d}/public-ca.pem").peer_cn, "*.apps.example.test")
+        os.kill(lb.proc.pid, signal.SIGHUP)
+        wait_for(lambda: "applied: generation 3" in lb.output(), what="the SIGHUP reload")
+        self.assertEqual(s_client_tls(lb.port(), ca=f"{d}/public-ca.pem").peer_cn, "default.example.test")
+        self.assertNotIn("apps.example.test", socat(self.sock, f"show ssl cert {target}"))
         self.stop_ringlb(lb)
 
     def test_reload_command(self):

@@ -216,6 +216,39 @@ TEST_F(ControlServerTest, IdleClientIsDisconnected) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2000));
 }
 
+// A client that trickles bytes and never completes its request must not keep its slot (and,
+// with max_clients, lock everyone else out of the CLI and /metrics) for ever: reads do not
+// push the deadline back.
+TEST_F(ControlServerTest, TrickledRequestIsCutOffAtTheDeadline) {
+  options_.max_clients = 1;
+  start();
+  const SocketAddress http = *server_->httpAddress();
+  UniqueFd slow = connectTcp(http);
+  ASSERT_TRUE(slow.valid());
+  const auto t0 = std::chrono::steady_clock::now();
+  bool closed = false;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(2000)) {
+    if (::send(slow.get(), "G", 1, MSG_NOSIGNAL) != 1) {
+      closed = true;
+      break;
+    }
+    pollfd p{slow.get(), POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) {
+      char c;
+      if (::read(slow.get(), &c, 1) <= 0) {
+        closed = true;
+        break;
+      }
+    }
+  }
+  EXPECT_TRUE(closed) << "a client sending a byte every 100 ms outlived idle_timeout (300 ms) by far";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+  UniqueFd cli = connectUnix(options_.unix_path);
+  ASSERT_TRUE(cli.valid());
+  sendAll(cli.get(), "help\n");
+  EXPECT_EQ(readFor(cli.get()).data, "answer to [help\n]\n");
+}
+
 TEST_F(ControlServerTest, ClientsBeyondTheLimitAreClosedAtOnce) {
   options_.max_clients = 2;
   options_.idle_timeout = std::chrono::milliseconds(5000);
