@@ -259,6 +259,8 @@ Outcome Supervisor::apply(balancer::Config new_config, const std::map<std::strin
   for (auto it = bound_.begin(); it != bound_.end();) {
     if (keys.count(it->first) == 0) {
       core::log().info("reload: listener {} on {} closed", it->second.first, it->second.second);
+      // The workers close the socket; its file would stay behind and refuse a later bind.
+      if (it->first.starts_with("unix:")) ::unlink(it->first.c_str() + 5);
       it = bound_.erase(it);
       ++closed;
     } else {
@@ -273,6 +275,12 @@ Outcome Supervisor::apply(balancer::Config new_config, const std::map<std::strin
   current_ = built->runtime;
   current_->commitHealthSettings();
   ++generation_;
+  // A kept address may now belong to a renamed listener.
+  for (const balancer::ListenerConfig& lc : current_->config.listeners) {
+    for (const balancer::AddressSpec& spec : lc.bind) {
+      if (auto it = bound_.find(balancer::listenKey(lc, spec)); it != bound_.end()) it->second.first = lc.name;
+    }
+  }
   for (unsigned w = 0; w < worker_count_; ++w) {
     workers_[w]->update({built->runtime, std::move(built->tls[w]), std::move(sockets[w])});
   }

@@ -60,6 +60,8 @@ std::shared_ptr<PoolStats> StateStore::pool(const std::string& name) { return na
 void StateStore::prune() {
   std::erase_if(backends, [](const auto& entry) { return entry.second.use_count() == 1; });
   std::erase_if(pools, [](const auto& entry) { return entry.second.use_count() == 1; });
+  std::erase_if(listeners, [](const auto& entry) { return entry.second.use_count() == 1; });
+  std::erase_if(routes, [](const auto& entry) { return entry.second.use_count() == 1; });
 }
 
 std::vector<Pool> buildPools(const Config& config, StateStore* store) {

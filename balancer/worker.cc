@@ -79,7 +79,9 @@ Generation::Generation(std::shared_ptr<Runtime> runtime, std::unique_ptr<WorkerT
   }
 }
 
-Generation::~Generation() = default;
+// Checkers first: they reference this generation's configuration and TLS contexts (all are
+// stopped and idle by now; see Worker::maybeFreeGenerations).
+Generation::~Generation() { checkers.clear(); }
 
 tls::BackendSessionSlot* Generation::backendSession(uint32_t pool, uint32_t backend) {
   if (sessions_[pool].empty()) return nullptr;  // ClientContext honours session_reuse
@@ -460,15 +462,17 @@ void Worker::connectionClosed(ProxyConnection* conn, Generation* generation) {
 }
 
 HelloBuffer* Worker::acquireHelloBuffer() {
-  if (!spare_hello_.empty()) {
-    HelloBuffer* b = spare_hello_.back().release();
-    spare_hello_.pop_back();
-    return b;
-  }
   uint32_t max_hello = 0;
   for (const auto& generation : generations_) {
     for (const ListenerConfig& l : generation->runtime().config.listeners)
       max_hello = std::max(max_hello, l.client_hello_max);
+  }
+  while (!spare_hello_.empty()) {
+    std::unique_ptr<HelloBuffer> b = std::move(spare_hello_.back());
+    spare_hello_.pop_back();
+    // A buffer sized before a reload raised client_hello_max would refuse hellos the
+    // listener now accepts: drop it.
+    if (b->scratch_capacity >= max_hello) return b.release();
   }
   auto buffer = std::make_unique<HelloBuffer>();
   // Input: the hello plus its record headers (a hello split into small records carries more

@@ -82,6 +82,8 @@ void ServerState::markUsable(Clock::time_point when) { usable_since_.store(ticks
 
 Change ServerState::onCheck(const CheckResult& result, Clock::time_point now) {
   std::lock_guard lock(mu_);
+  // A late result from a retired generation's checker after a reload turned checks off.
+  if (!checked_) return Change::None;
   ++checks_;
   last_check_ = result.reason;
   last_check_ok_ = result.ok;

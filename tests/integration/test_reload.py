@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from harness import (EchoBackend, EchoLoad, echo_once, IntegrationTest, RawBackend, public_tls, s_client_tls, test_pki,
+from harness import (_unused_port, EchoBackend, EchoLoad, echo_once, IntegrationTest, RawBackend, public_tls, s_client_tls, test_pki,
                      tls_get, http_body,
                      toml_keys, wait_for)
 
@@ -196,7 +196,32 @@ class ReloadTest(IntegrationTest):
         with self.assertRaises(ConnectionRefusedError):
             self.echo(extra_port)
         self.assertEqual(self.echo(port), b"hello\n")
+        # A unix listener removed by a reload leaves no socket file behind; a renamed listener
+        # keeps its socket and is reported under its new name.
+        unix_path = os.path.join(self.tmpdir(), "vip.sock")
+        with_unix = base + f'\n[[listener]]\nname = "local"\nbind = ["unix:{unix_path}"]\ndefault_pool = "p"\non_not_tls = "default"\n'
+        self.reload(lb, with_unix)
+        self.assertTrue(os.path.exists(unix_path))
+        self.reload(lb, base)
+        self.assertFalse(os.path.exists(unix_path))
+        self.assertEqual(self.echo(port), b"hello\n")
         self.stop_ringlb(lb)
+
+    def test_a_renamed_listener_keeps_its_socket_under_the_new_name(self):
+        a = self.server(RawBackend("echo"))
+        fixed = f"127.0.0.1:{_unused_port('127.0.0.1')}"
+        base = plain_config([("a", a.address)]).replace('bind = ["127.0.0.1:0"]', f'bind = ["{fixed}"]')
+        lb = self.ringlb(base)
+        held = socket.create_connection(("127.0.0.1", lb.port()), timeout=5)  # accepted before the rename
+        self.reload(lb, base.replace('name = "vip"', 'name = "renamed"'))
+        with open(lb.ready_path) as f:
+            self.assertEqual(f.read().split(), ["listener", "renamed", fixed])
+        self.assertEqual(self.echo(lb.port()), b"hello\n")
+        held.sendall(b"still\n")
+        self.assertEqual(held.recv(100), b"still\n")
+        held.close()
+        log = self.stop_ringlb(lb)
+        self.assertEqual(log.count("listening on"), 1, "the socket was kept, not re-opened")
 
     def test_sigterm_right_after_sighup_with_checks_in_flight_exits(self):
         # Every HTTP check hangs (in flight until its 30 s timeout), so a reload leaves the
