@@ -103,31 +103,30 @@ void onMessage(int write_p, int, int content_type, const void* buf, size_t len, 
   }
 }
 
+// AES-GCM (RFC 5288 / RFC 8446 5.3): the kernel takes the 12-byte nonce as a 4-byte salt and
+// an 8-byte IV, and the record sequence number to start from.
+template <typename Info>
+void fillAesGcm(KtlsCryptoInfo& info, uint16_t cipher_type, const KtlsKeys& keys) {
+  auto* c = reinterpret_cast<Info*>(info.bytes);
+  c->info = {keys.version, cipher_type};
+  std::memcpy(c->key, keys.key, sizeof(c->key));
+  std::memcpy(c->salt, keys.iv, sizeof(c->salt));
+  std::memcpy(c->iv, keys.iv + sizeof(c->salt), sizeof(c->iv));
+  putSeq(c->rec_seq, keys.seq);
+  info.size = sizeof(*c);
+}
+
 }  // namespace
 
 KtlsCryptoInfo KtlsKeys::cryptoInfo() const {
   KtlsCryptoInfo info;
   switch (cipher) {
-    case KtlsCipher::AesGcm128: {
-      auto* c = reinterpret_cast<tls12_crypto_info_aes_gcm_128*>(info.bytes);
-      c->info = {version, TLS_CIPHER_AES_GCM_128};
-      std::memcpy(c->key, key, sizeof(c->key));
-      std::memcpy(c->salt, iv, sizeof(c->salt));
-      std::memcpy(c->iv, iv + sizeof(c->salt), sizeof(c->iv));
-      putSeq(c->rec_seq, seq);
-      info.size = sizeof(*c);
+    case KtlsCipher::AesGcm128:
+      fillAesGcm<tls12_crypto_info_aes_gcm_128>(info, TLS_CIPHER_AES_GCM_128, *this);
       break;
-    }
-    case KtlsCipher::AesGcm256: {
-      auto* c = reinterpret_cast<tls12_crypto_info_aes_gcm_256*>(info.bytes);
-      c->info = {version, TLS_CIPHER_AES_GCM_256};
-      std::memcpy(c->key, key, sizeof(c->key));
-      std::memcpy(c->salt, iv, sizeof(c->salt));
-      std::memcpy(c->iv, iv + sizeof(c->salt), sizeof(c->iv));
-      putSeq(c->rec_seq, seq);
-      info.size = sizeof(*c);
+    case KtlsCipher::AesGcm256:
+      fillAesGcm<tls12_crypto_info_aes_gcm_256>(info, TLS_CIPHER_AES_GCM_256, *this);
       break;
-    }
     case KtlsCipher::Chacha20Poly1305: {
       auto* c = reinterpret_cast<tls12_crypto_info_chacha20_poly1305*>(info.bytes);
       c->info = {version, TLS_CIPHER_CHACHA20_POLY1305};

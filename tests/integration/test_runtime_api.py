@@ -248,13 +248,18 @@ class RuntimeApiTest(IntegrationTest):
                  what="checks to resume")
         self.stop_ringlb(lb)
 
-    def test_ssl_cert_set_commit_show(self):
+    def terminating_lb(self):
+        """ringlb terminating with the public test certificates, re-encrypting to one nginx."""
         d = test_pki()
         a = self.nginx("n1", cert="backend-1")
         text = config(self.sock, [], tls=True)
         text += f'[pool.tls]\nca_file = "{d}/internal-ca.pem"\n'
         text += f'[[pool.backend]]\nname = "n1"\naddress = "{a.address}"\ntls_name = "backend-1.internal.test"\n'
-        lb = self.ringlb(text)
+        return self.ringlb(text)
+
+    def test_ssl_cert_set_commit_show(self):
+        d = test_pki()
+        lb = self.terminating_lb()
         target = f"{d}/default.full.pem"
         before = s_client_tls(lb.port(), ca=f"{d}/public-ca.pem")
         self.assertEqual(before.peer_cn, "default.example.test")
@@ -294,11 +299,7 @@ class RuntimeApiTest(IntegrationTest):
         # served; `show ssl cert` must say so, and a later commit of another file must not
         # bring the forgotten one back.
         d = test_pki()
-        a = self.nginx("n1", cert="backend-1")
-        text = config(self.sock, [], tls=True)
-        text += f'[pool.tls]\nca_file = "{d}/internal-ca.pem"\n'
-        text += f'[[pool.backend]]\nname = "n1"\naddress = "{a.address}"\ntls_name = "backend-1.internal.test"\n'
-        lb = self.ringlb(text)
+        lb = self.terminating_lb()
         target = f"{d}/default.full.pem"
         with open(f"{d}/wildcard-apps.full.pem") as f:
             pem = f.read()
