@@ -101,6 +101,12 @@ std::unique_ptr<balancer::Runtime> buildRuntime(balancer::Config config) {
 
 // [crypto] into OpenSSL before any SSL_CTX exists (they take the providers, engine and
 // property query in force when they are created). Failure: "where: [crypto]: why".
+// Unloads the [crypto] providers when it goes out of scope: declared right after they were
+// loaded, so everything holding an SSL_CTX (declared later) is gone by then.
+struct CryptoRelease {
+  ~CryptoRelease() { tls::releaseCrypto(); }
+};
+
 bool setupCrypto(const balancer::Config& config, std::string* error, std::vector<std::string>* report) {
   if (tls::applyCryptoConfig(config.crypto, error, report)) return true;
   *error = (config.crypto_where.empty() ? config.path : config.crypto_where) + ": [crypto]: " + *error;
@@ -116,6 +122,7 @@ int check(const Args& args) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
+  CryptoRelease release_crypto;
   auto runtime = buildRuntime(std::move(*config));
   if (!runtime) return 1;
   size_t backends = 0;
@@ -192,6 +199,7 @@ int run(const Args& args) {
     core::shutdownLogging();
     return 2;
   }
+  CryptoRelease release_crypto;
   for (const std::string& line : crypto_report) core::log().info("crypto: {}", line);
 
   // The control thread (this one): the runtime API socket, the admin HTTP listener and the

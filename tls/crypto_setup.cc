@@ -106,10 +106,27 @@ std::string providerModulesDir() { return modulesDir(); }
 
 namespace {
 
-bool loadProviders(OSSL_LIB_CTX* ctx, const CryptoConfig& config, std::string* error) {
+// Providers loaded explicitly hold a reference that only OSSL_PROVIDER_unload() drops:
+// freeing their library context (or OPENSSL_cleanup at exit) leaves them behind otherwise.
+using LoadedProviders = std::vector<OSSL_PROVIDER*>;
+
+void unloadProviders(LoadedProviders& loaded) {
+  for (auto it = loaded.rbegin(); it != loaded.rend(); ++it) OSSL_PROVIDER_unload(*it);
+  loaded.clear();
+}
+
+// The providers applyCryptoConfig() loaded into the default context, for releaseCrypto().
+LoadedProviders& processProviders() {
+  static LoadedProviders providers;
+  return providers;
+}
+
+bool loadProviders(OSSL_LIB_CTX* ctx, const CryptoConfig& config, LoadedProviders& loaded, std::string* error) {
   for (const std::string& name : config.providers) {
     ERR_clear_error();
-    if (OSSL_PROVIDER_load(ctx, name.c_str()) == nullptr) {
+    OSSL_PROVIDER* provider = OSSL_PROVIDER_load(ctx, name.c_str());
+    if (provider != nullptr) loaded.push_back(provider);
+    if (provider == nullptr) {
       *error = "cannot load OpenSSL provider " + quoted(name) + ": " + drainErrors() +
                " (providers are looked up by name in " + modulesDir() +
                " or $OPENSSL_MODULES, or given as an absolute path)";
@@ -273,9 +290,9 @@ bool implementation(OSSL_LIB_CTX* ctx, const CryptoConfig& config, const Algorit
   return true;
 }
 
-bool setUp(OSSL_LIB_CTX* ctx, const CryptoConfig& config, bool apply, std::string* error,
+bool setUp(OSSL_LIB_CTX* ctx, const CryptoConfig& config, bool apply, LoadedProviders& loaded, std::string* error,
            std::vector<std::string>* report) {
-  if (!loadProviders(ctx, config, error) || !setPropertyQuery(ctx, config, error) ||
+  if (!loadProviders(ctx, config, loaded, error) || !setPropertyQuery(ctx, config, error) ||
       !setUpEngine(config, apply, error)) {
     return false;
   }
@@ -316,14 +333,26 @@ bool checkCryptoConfig(const CryptoConfig& config, std::string* error) {
     *error = "cannot create an OpenSSL library context: " + drainErrors();
     return false;
   }
-  return setUp(ctx.get(), config, /*apply=*/false, error, nullptr);
+  LoadedProviders loaded;
+  bool ok = setUp(ctx.get(), config, /*apply=*/false, loaded, error, nullptr);
+  unloadProviders(loaded);  // before the context goes
+  return ok;
 }
+
+void releaseCrypto() { unloadProviders(processProviders()); }
 
 bool applyCryptoConfig(const CryptoConfig& config, std::string* error, std::vector<std::string>* report) {
   // A private context first: a provider that fails to load or an algorithm no provider
   // serves is found without changing the default context that every SSL_CTX uses.
   if (!checkCryptoConfig(config, error)) return false;
-  return setUp(nullptr, config, /*apply=*/true, error, report);
+  LoadedProviders loaded;
+  if (!setUp(nullptr, config, /*apply=*/true, loaded, error, report)) {
+    unloadProviders(loaded);
+    return false;
+  }
+  LoadedProviders& process = processProviders();
+  process.insert(process.end(), loaded.begin(), loaded.end());
+  return true;
 }
 
 }  // namespace ringlb::tls

@@ -39,6 +39,9 @@ bool applyCryptoConfig(const CryptoConfig& config, std::string* error, std::vect
 // reload, which cannot apply [crypto] but must refuse a broken one.
 bool checkCryptoConfig(const CryptoConfig& config, std::string* error);
 
+// Unloads the providers applyCryptoConfig() loaded (at exit, after every SSL_CTX is gone).
+void releaseCrypto();
+
 // Where OSSL_PROVIDER_load looks for a provider given by name (OpenSSL's MODULESDIR; the
 // OPENSSL_MODULES environment variable overrides it).
 std::string providerModulesDir();
