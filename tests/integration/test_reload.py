@@ -80,6 +80,7 @@ class ReloadTest(IntegrationTest):
             load.wait_ok(start_ok + 50)
         finally:
             ok, failures = load.stop()
+        print(f"\n50 reloads under load: {ok} connections ok, {len(failures)} failed")
         self.assertEqual(failures, [], f"{len(failures)} failed of {ok + len(failures)}")
         self.assertGreater(ok, 200)
         log = self.stop_ringlb(lb)
