@@ -30,7 +30,12 @@ CIPHERS = {
 }
 VERSIONS = ("1.2", "1.3")
 MODES = ("passthrough", "terminate", "reencrypt")
-BACKENDS = ("default", "no-aesni", "async-engine", "ktls")
+BACKENDS = ("default", "no-aesni", "async-engine", "async-engine-off", "ktls")
+# The simulated accelerator (tests/async_engine: an OpenSSL provider, despite the back-ends'
+# historical name) with [crypto] async = true, and the same provider with async = false.
+ASYNC_BACKENDS = ("async-engine", "async-engine-off")
+ASYNC_PROPERTY_QUERY = "?ringlb.async=yes,?ringlb.wrapped=no"
+ASYNC_DELAY_US = 2000  # the provider's signing latency (RINGLB_TEST_ASYNC_DELAY_US)
 WORKLOADS = ("full", "resume", "bulk")
 
 # OpenSSL's x86 capability mask without AES-NI (CPUID.1:ECX bit 25 -> bit 57) and PCLMULQDQ
@@ -64,13 +69,16 @@ def full_matrix(lbs=("ringlb",)):
     - the cipher barely changes a handshake, so handshake cells use AES-128-GCM;
     - resumption skips the certificate signature, so resume cells use ECDSA P-256 only;
     - passthrough LBs do no crypto, so passthrough cells use the default back-end only;
-    - AES-NI and kTLS only touch records, so handshake cells use default and async-engine."""
+    - AES-NI and kTLS only touch records, so handshake cells use default and the async
+      provider (on and off); the async provider only touches handshakes, so bulk cells use
+      it with async on only."""
     cells = []
     for lb in lbs:
         for tls in VERSIONS:
             for mode in MODES:
-                hs_backends = ("default",) if mode == "passthrough" else ("default", "async-engine")
-                bulk_backends = ("default",) if mode == "passthrough" else BACKENDS
+                hs_backends = ("default",) if mode == "passthrough" else ("default", *ASYNC_BACKENDS)
+                bulk_backends = ("default",) if mode == "passthrough" else tuple(
+                    b for b in BACKENDS if b != "async-engine-off")
                 for backend in hs_backends:
                     cells += [Cell(lb, "full", key, tls, "aes-128-gcm", backend, mode) for key in KEYS]
                     cells.append(Cell(lb, "resume", "ecdsa-p256", tls, "aes-128-gcm", backend, mode))
@@ -111,12 +119,12 @@ def needed_keys(cells):
 # ---------------------------------------------------------------------- back-ends
 
 def find_async_engine(build_dir, explicit=None):
-    """The async test engine (a shared object built under tests/ by its own CMake target), or
-    None. EXPLICIT (--async-engine) wins; else the first *async*engine*.so / *async*.so
-    under BUILD_DIR/tests."""
+    """The async test provider (tests/async_engine, built as ringlb_async_provider.so by its
+    own CMake target), or None. EXPLICIT (--async-engine) wins; else the first
+    *async*provider*.so / *async*engine*.so / *async*.so under BUILD_DIR/tests."""
     if explicit:
-        return explicit if os.path.exists(explicit) else None
-    for pattern in ("**/*async*engine*.so", "**/*async*.so"):
+        return os.path.abspath(explicit) if os.path.exists(explicit) else None
+    for pattern in ("**/*async*provider*.so", "**/*async*engine*.so", "**/*async*.so"):
         found = sorted(glob.glob(os.path.join(build_dir, "tests", pattern), recursive=True))
         if found:
             return found[0]
@@ -133,20 +141,25 @@ def kernel_has_tls_ulp():
 
 def backend_status(build_dir, async_engine=None):
     """back-end -> None if usable here, else the reason its cells are skipped."""
-    return {"default": None, "no-aesni": None,
-            "async-engine": None if find_async_engine(build_dir, async_engine) else "async test engine not built",
+    async_status = None if find_async_engine(build_dir, async_engine) else "async test engine not built"
+    return {"default": None, "no-aesni": None, "async-engine": async_status, "async-engine-off": async_status,
             "ktls": None if kernel_has_tls_ulp() else "kernel has no TLS ULP"}
 
 
 def skip_reason(cell, status):
-    if cell.lb == "haproxy" and cell.backend in ("async-engine", "ktls"):
+    if cell.lb == "haproxy" and cell.backend in (*ASYNC_BACKENDS, "ktls"):
         return f"{cell.backend} not measured for HAProxy in this harness"
     return status.get(cell.backend)
 
 
-def lb_env(cell):
-    """Environment additions of the LB process (the load generator and sinks keep AES-NI)."""
-    return dict(NO_AESNI_ENV) if cell.backend == "no-aesni" else {}
+def lb_env(cell, async_delay_us=ASYNC_DELAY_US):
+    """Environment additions of the LB process (the load generator and sinks keep AES-NI and
+    sign at once)."""
+    if cell.backend == "no-aesni":
+        return dict(NO_AESNI_ENV)
+    if cell.backend in ASYNC_BACKENDS:
+        return {"RINGLB_TEST_ASYNC_DELAY_US": str(async_delay_us)}
+    return {}
 
 
 # ---------------------------------------------------------------------- LB configurations
@@ -161,8 +174,12 @@ def ringlb_crypto_section(cell, async_engine, crypto_ok):
     """[crypto] for the cell's back-end. CRYPTO_OK: this ringlb parses [crypto]; without it
     the default back-end writes none (user-space records are then the only kind), and the
     other back-ends write theirs anyway so that ringlb says why it refuses them."""
-    if cell.backend == "async-engine":
-        return f'[crypto]\nengine = "{async_engine}"\nasync = true\nktls = "off"\n'
+    if cell.backend in ASYNC_BACKENDS:
+        # A provider loaded by path next to the default one; the query makes signatures
+        # prefer it and leaves every other fetch to the default provider.
+        on = "true" if cell.backend == "async-engine" else "false"
+        return (f'[crypto]\nproviders = ["default", "{async_engine}"]\n'
+                f'property_query = "{ASYNC_PROPERTY_QUERY}"\nasync = {on}\nktls = "off"\n')
     if cell.backend == "ktls":
         return '[crypto]\nktls = "on"\n'
     return '[crypto]\nktls = "off"\n' if crypto_ok else ""

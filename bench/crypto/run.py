@@ -117,7 +117,7 @@ class Bench:
 
     def lb_env(self, cell):
         env = dict(os.environ)
-        env.update(matrix.lb_env(cell))
+        env.update(matrix.lb_env(cell, self.args.async_delay_us))
         return env
 
     def ringlb_config(self, cell, backend_addr):
@@ -254,7 +254,7 @@ class Bench:
                 rec = crypto_report.cell_record(cell, {}, (None, None), status=f"skipped: {why}")
             elif group_error:
                 # A back-end this ringlb does not support yet is a skip, not a failure.
-                status = "skipped" if cell.backend in ("async-engine", "ktls") else "error"
+                status = "skipped" if cell.backend in (*matrix.ASYNC_BACKENDS, "ktls") else "error"
                 rec = crypto_report.cell_record(cell, {}, (None, None), status=f"{status}: {group_error}")
             else:
                 rec = self.measure_cell(cell, lb, addr)
@@ -293,7 +293,10 @@ def main():
     ap.add_argument("--only", nargs="+", default=[], metavar="WORD",
                     help="only cells whose id (lb/workload/key/tlsV/cipher/backend/mode) contains every WORD")
     ap.add_argument("--duration", type=float, help="seconds per measured phase (default 2, short 0.8)")
-    ap.add_argument("--async-engine", help="the async test engine (.so); default: searched under BUILD_DIR/tests")
+    ap.add_argument("--async-engine", help="the async test provider (.so, tests/async_engine); default: searched "
+                                           "under BUILD_DIR/tests")
+    ap.add_argument("--async-delay-us", type=int, default=matrix.ASYNC_DELAY_US,
+                    help="the async test provider's signing latency (RINGLB_TEST_ASYNC_DELAY_US of the LB)")
     ap.add_argument("--quiet-max", type=float, default=0.10,
                     help="before each phase wait (within the budget) until CPUs 0 and 1 are at most this busy")
     ap.add_argument("--noise-max", type=float, default=0.10,
@@ -327,7 +330,7 @@ def main():
     out = {"machine": machine(HAPROXY), "mode": "short" if args.short else "full", "started": time.strftime("%F %T"),
            "settings": {"duration_s": args.duration, "handshake_load": HANDSHAKE_ARGS,
                         "bulk_load": bulk_args("up|down", args.short), "lb_cpu": LB_CPU, "gen_cpu": GEN_CPU,
-                        "only": args.only, "lbs": list(lbs),
+                        "only": args.only, "lbs": list(lbs), "async_delay_us": args.async_delay_us,
                         "openssl_speed_rates": "per wall-clock second" if args.speed_elapsed else "per CPU second"},
            "backends": {k: v or "available" for k, v in b.status.items()}, "async_engine": b.async_engine}
     t0, load0 = cpu_times(), os.getloadavg()

@@ -24,12 +24,15 @@
 // the default provider's (an absent property matches "=no", see property(7)). Verification
 // goes through here too (the query selects the signature by name) and is done at once.
 //
-// Loading: as a module next to the default provider, e.g. an openssl.cnf (OPENSSL_CONF) with
+// Loading: as a module next to the default provider, through ringlb's own configuration
+//   [crypto] providers = ["default", "/path/to/ringlb_async_provider.so"]
+//            property_query = "?ringlb.async=yes,?ringlb.wrapped=no"
+//            async = true
+// (tests/integration/test_async.py, bench/crypto), or an openssl.cnf (OPENSSL_CONF) with
 //   [provider_sect] default = default_sect / ringlb_async_test = async_sect
 //   [async_sect] module = /path/to/ringlb_async_provider.so, activate = 1
 //   [algorithm_sect] default_properties = ?ringlb.async=yes,?ringlb.wrapped=no
-// or [crypto] providers = ["default", "/path/to/ringlb_async_provider.so"] and
-// property_query = "?ringlb.async=yes,?ringlb.wrapped=no" once ringlb applies [crypto].
+// Loaded by path, OpenSSL names the provider by that path (ringlb's start-up report shows it).
 #include <openssl/async.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>

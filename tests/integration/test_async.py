@@ -1,8 +1,9 @@
 """Async crypto ([crypto] async = true) against a simulated accelerator: the ringlb_async_test
 provider (tests/async_engine) signs after RINGLB_TEST_ASYNC_DELAY_US on a helper thread and
-wakes OpenSSL's paused job through an eventfd. ringlb loads it through OpenSSL's own
-configuration file (OPENSSL_CONF, set for the ringlb process only) until [crypto] providers
-and property_query are applied by ringlb itself."""
+wakes OpenSSL's paused job through an eventfd. ringlb loads it through its own [crypto]
+table: providers = ["default", PATH], the property query that makes signatures prefer it,
+and async on or off. OpenSSL's configuration file plays no part (OPENSSL_CONF is pointed at
+an empty file for ringlb, so a system openssl.cnf cannot load the provider either)."""
 import json
 import os
 import socket
@@ -19,29 +20,15 @@ PROVIDER = os.environ.get("RINGLB_ASYNC_PROVIDER")
 LOADGEN = os.environ.get("E2E_TLS_LOADGEN_BIN")
 SINK = os.environ.get("E2E_SINK_BIN")
 SNI = "www.example.test"
+# Signatures from the test provider, everything else (key generation, decoders, ciphers)
+# from the default provider: an absent property matches "=no" (property(7)).
+PROPERTY_QUERY = "?ringlb.async=yes,?ringlb.wrapped=no"
 
 
-def openssl_conf(directory):
-    """An openssl.cnf that loads the default provider and the test accelerator, and makes
-    signatures prefer the accelerator (every other algorithm stays the default provider's)."""
-    path = os.path.join(directory, "openssl-async.cnf")
-    with open(path, "w") as f:
-        f.write(f"""openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-alg_section = algorithm_sect
-[provider_sect]
-default = default_sect
-ringlb_async_test = async_sect
-[default_sect]
-activate = 1
-[async_sect]
-module = {PROVIDER}
-activate = 1
-[algorithm_sect]
-default_properties = ?ringlb.async=yes,?ringlb.wrapped=no
-""")
-    return path
+def crypto_section(asynchronous):
+    """[crypto] that loads the default provider and the simulated accelerator."""
+    return (f'[crypto]\nproviders = ["default", "{PROVIDER}"]\nproperty_query = "{PROPERTY_QUERY}"\n'
+            f"async = {'true' if asynchronous else 'false'}\n\n")
 
 
 def single_cert_tls(name="www-ecdsa"):
@@ -53,14 +40,14 @@ def single_cert_tls(name="www-ecdsa"):
 @unittest.skipUnless(PROVIDER, "needs RINGLB_ASYNC_PROVIDER (tests/async_engine, set by CMake)")
 class AsyncCryptoTest(IntegrationTest):
     def accelerated_ringlb(self, config_text, delay_us, asynchronous=True, workers=1):
-        """ringlb with the simulated accelerator loaded and `[crypto] async` on or off."""
-        if asynchronous is not None:
-            config_text = f"[crypto]\nasync = {'true' if asynchronous else 'false'}\n\n" + config_text
+        """ringlb with the simulated accelerator loaded by [crypto] and `async` on or off."""
+        empty = os.path.join(tempfile.mkdtemp(prefix="ringlb-async-"), "empty.cnf")
+        open(empty, "w").close()
         saved = {k: os.environ.get(k) for k in ("OPENSSL_CONF", "RINGLB_TEST_ASYNC_DELAY_US")}
-        os.environ["OPENSSL_CONF"] = openssl_conf(tempfile.mkdtemp(prefix="ringlb-async-"))
+        os.environ["OPENSSL_CONF"] = empty
         os.environ["RINGLB_TEST_ASYNC_DELAY_US"] = str(delay_us)
         try:
-            return self.ringlb(config_text, workers=workers)
+            return self.ringlb(crypto_section(asynchronous) + config_text, workers=workers)
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -91,6 +78,21 @@ class AsyncCryptoTest(IntegrationTest):
             t.join(30)
         self.assertEqual(errors, [])
         return time.monotonic() - start
+
+    def test_crypto_table_alone_loads_the_accelerator(self):
+        # OPENSSL_CONF is an empty file: the provider comes from [crypto] or from nowhere.
+        # The start-up report names it for both signatures, and a handshake waits its delay.
+        lb = self.accelerated_ringlb(terminate_config(self.nginx_pool(), tls=single_cert_tls()), delay_us=300000)
+        out = lb.output()
+        for line in (f"crypto: providers: default, {PROVIDER}", f'crypto: property query: "{PROPERTY_QUERY}"',
+                     f"crypto: ECDSA (P-256 signing): provider {PROVIDER}",
+                     f"crypto: RSA (2048 signing): provider {PROVIDER}", "crypto: X25519: provider default",
+                     "crypto: AES-128-GCM: provider default"):
+            self.assertIn(line, out)
+        start = time.monotonic()
+        TlsClient(lb.port(), sni=SNI).handshake().close()
+        self.assertGreaterEqual(time.monotonic() - start, 0.3)
+        self.stop_ringlb(lb)
 
     def test_handshakes_complete_through_the_accelerator_and_data_flows(self):
         pool = self.nginx_pool()  # re-encrypted: the backend handshake runs as a job too
