@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "stream_pair.h"
 #include "test_pki.h"
 #include "tls/tls_stream.h"
 
@@ -46,14 +47,7 @@ class AcceleratorEnvironment final : public ::testing::Environment {
 [[maybe_unused]] ::testing::Environment* const kEnvironment =
     ::testing::AddGlobalTestEnvironment(new AcceleratorEnvironment);
 
-class Collector final : public CiphertextSink {
- public:
-  bool writeCiphertext(const uint8_t* data, size_t len) override {
-    bytes.insert(bytes.end(), data, data + len);
-    return true;
-  }
-  std::vector<uint8_t> bytes;
-};
+using testing::Collector;
 
 // Waits until one of the stream's async wait fds is readable; false after `timeout_ms`.
 bool waitForJob(const TlsStream& stream, int timeout_ms = 5000) {
@@ -65,27 +59,9 @@ bool waitForJob(const TlsStream& stream, int timeout_ms = 5000) {
   return ::poll(pfds, n, timeout_ms) > 0;
 }
 
-class TlsStreamAsyncTest : public ::testing::TestWithParam<pki::Alg> {
+class TlsStreamAsyncTest : public ::testing::TestWithParam<pki::Alg>, protected testing::StreamPair {
  protected:
-  void SetUp() override {
-    ca_ = pki::makeCa("async test CA");
-    leaf_ = pki::makeLeaf(ca_, pki::spec("server.test", {"server.test"}), GetParam());
-    server_ctx_.reset(SSL_CTX_new(TLS_server_method()));
-    ASSERT_EQ(SSL_CTX_use_certificate(server_ctx_.get(), leaf_.cert.get()), 1);
-    ASSERT_EQ(SSL_CTX_use_PrivateKey(server_ctx_.get(), leaf_.key.get()), 1);
-    SSL_CTX_set_mode(server_ctx_.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ASYNC);
-    client_ctx_.reset(SSL_CTX_new(TLS_client_method()));
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(client_ctx_.get()), ca_.cert.get());
-    SSL_CTX_set_verify(client_ctx_.get(), SSL_VERIFY_PEER, nullptr);
-    SslPtr s(SSL_new(server_ctx_.get()));
-    SSL_set_accept_state(s.get());
-    SslPtr c(SSL_new(client_ctx_.get()));
-    SSL_set_connect_state(c.get());
-    SSL_set1_host(c.get(), "server.test");
-    ASSERT_TRUE(server_.attach(std::move(s), &to_client_));
-    ASSERT_TRUE(client_.attach(std::move(c), &to_server_));
-  }
+  void SetUp() override { initPair("async test CA", GetParam(), SSL_MODE_ASYNC); }
 
   // A test that failed half way may leave a job paused: finish it (SSL_free would leak it).
   void TearDown() override {
@@ -131,16 +107,6 @@ class TlsStreamAsyncTest : public ::testing::TestWithParam<pki::Alg> {
     ASSERT_TRUE(client_.handshakeDone());
   }
 
-  pki::Ca ca_;
-  pki::Leaf leaf_;
-  SslCtxPtr server_ctx_;
-  SslCtxPtr client_ctx_;
-  TlsStream server_;
-  TlsStream client_;
-  Collector to_client_;
-  Collector to_server_;
-  std::vector<uint8_t> server_in_;
-  std::vector<uint8_t> client_in_;
   int pauses_ = 0;
 };
 

@@ -9,46 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "stream_pair.h"
 #include "test_pki.h"
 
 namespace ringlb::tls {
 namespace {
 
-// Collects what a stream writes; can be told to refuse (no buffer free).
-class Collector final : public CiphertextSink {
- public:
-  bool writeCiphertext(const uint8_t* data, size_t len) override {
-    if (refuse) return false;
-    bytes.insert(bytes.end(), data, data + len);
-    ++writes;
-    return true;
-  }
-  std::vector<uint8_t> bytes;
-  bool refuse = false;
-  int writes = 0;
-};
+using testing::Collector;
 
-class TlsStreamTest : public ::testing::Test {
+class TlsStreamTest : public ::testing::Test, protected testing::StreamPair {
  protected:
-  void SetUp() override {
-    ca_ = pki::makeCa("stream test CA");
-    leaf_ = pki::makeLeaf(ca_, pki::spec("server.test", {"server.test"}));
-    server_ctx_.reset(SSL_CTX_new(TLS_server_method()));
-    ASSERT_EQ(SSL_CTX_use_certificate(server_ctx_.get(), leaf_.cert.get()), 1);
-    ASSERT_EQ(SSL_CTX_use_PrivateKey(server_ctx_.get(), leaf_.key.get()), 1);
-    SSL_CTX_set_mode(server_ctx_.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    client_ctx_.reset(SSL_CTX_new(TLS_client_method()));
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(client_ctx_.get()), ca_.cert.get());
-    SSL_CTX_set_verify(client_ctx_.get(), SSL_VERIFY_PEER, nullptr);
-    SslPtr s(SSL_new(server_ctx_.get()));
-    SSL_set_accept_state(s.get());
-    SslPtr c(SSL_new(client_ctx_.get()));
-    SSL_set_connect_state(c.get());
-    SSL_set1_host(c.get(), "server.test");
-    ASSERT_TRUE(server_.attach(std::move(s), &to_client_));
-    ASSERT_TRUE(client_.attach(std::move(c), &to_server_));
-  }
+  void SetUp() override { initPair("stream test CA"); }
 
   // Moves everything each side wrote to the other as its input, `chunk` bytes at a time,
   // until nothing moves; runs handshakes while they are not done.
@@ -92,16 +63,6 @@ class TlsStreamTest : public ::testing::Test {
     return true;
   }
 
-  pki::Ca ca_;
-  pki::Leaf leaf_;
-  SslCtxPtr server_ctx_;
-  SslCtxPtr client_ctx_;
-  TlsStream server_;
-  TlsStream client_;
-  Collector to_client_;  // the server stream's records
-  Collector to_server_;  // the client stream's records
-  std::vector<uint8_t> server_in_;
-  std::vector<uint8_t> client_in_;
   TlsStatus server_status_ = TlsStatus::WantRead;
   TlsStatus client_status_ = TlsStatus::WantRead;
 };
