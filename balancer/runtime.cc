@@ -3,6 +3,7 @@
 #include "tls/certificate_store.h"
 #include "tls/client_context.h"
 #include "tls/server_context.h"
+#include "tls/session_cache.h"
 #include "tls/ticket_keys.h"
 
 namespace ringlb::balancer {
@@ -64,6 +65,9 @@ bool loadListenerTls(const ListenerConfig& lc, ListenerTls& out, std::vector<std
       return false;
     }
   }
+  // One session cache for all workers (a new one per generation: sessions made before a
+  // reload resume through tickets, or start afresh).
+  if (lc.tls.session_cache_size > 0) out.sessions = std::make_shared<tls::SharedSessionCache>(lc.tls.session_cache_size);
   // Build one context now, so a bad cipher list or group name fails here, not in a worker.
   std::string error;
   if (!tls::ServerContext::create(lc.tls, out.certificates, out.ticket_keys, &error)) {

@@ -18,6 +18,7 @@
 
 namespace ringlb::tls {
 class CertificateStore;
+class SharedSessionCache;
 class TicketKeys;
 class ClientCredentials;
 }  // namespace ringlb::tls
@@ -70,6 +71,7 @@ struct ListenerRuntime {
 struct ListenerTls {
   std::shared_ptr<const tls::CertificateStore> certificates;  // null: the listener does not terminate
   std::shared_ptr<const tls::TicketKeys> ticket_keys;         // null: tickets off
+  std::shared_ptr<tls::SharedSessionCache> sessions;          // null: session cache off
 };
 struct PoolTls {
   std::shared_ptr<const tls::ClientCredentials> credentials;  // null: plain TCP to the backends

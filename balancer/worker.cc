@@ -35,7 +35,8 @@ std::unique_ptr<WorkerTls> WorkerTls::build(const Runtime& rt, std::string* erro
     const ListenerTls& material = rt.listener_tls[i];
     if (!material.certificates) continue;
     out->server[i] = tls::ServerContext::create(rt.config.listeners[i].tls, material.certificates,
-                                                material.ticket_keys, error);
+                                                material.ticket_keys, error,
+                                                material.sessions);
     if (!out->server[i]) {
       *error = "listener " + rt.config.listeners[i].name + ": " + *error;
       return nullptr;

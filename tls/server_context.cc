@@ -8,6 +8,7 @@
 
 #include "tls/pem_files.h"
 #include "tls/policy.h"
+#include "tls/session_cache.h"
 
 namespace ringlb::tls {
 namespace {
@@ -109,7 +110,8 @@ ServerContext::~ServerContext() = default;
 std::unique_ptr<ServerContext> ServerContext::create(const ServerTlsConfig& config,
                                                      std::shared_ptr<const CertificateStore> store,
                                                      std::shared_ptr<const TicketKeys> ticket_keys,
-                                                     std::string* error) {
+                                                     std::string* error,
+                                                     std::shared_ptr<SharedSessionCache> sessions) {
   if (store == nullptr || store->identities().empty()) {
     fail(error, "no certificate store");
     return nullptr;
@@ -121,6 +123,7 @@ std::unique_ptr<ServerContext> ServerContext::create(const ServerTlsConfig& conf
   std::unique_ptr<ServerContext> self(new ServerContext());
   self->store_ = std::move(store);
   self->ticket_keys_ = std::move(ticket_keys);
+  self->sessions_ = std::move(sessions);
   self->strict_sni_ = config.strict_sni;
   self->sid_ctx_ = sessionIdContext(config);
   for (const auto& proto : config.alpn) {
@@ -166,6 +169,8 @@ bool ServerContext::configure(SSL_CTX* ctx, const Identity& identity,
   }
   if (config.session_cache_size == 0) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  } else if (sessions_) {
+    sessions_->install(ctx);  // shared by the listener's workers
   } else {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, static_cast<long>(config.session_cache_size));

@@ -35,13 +35,18 @@
 
 namespace ringlb::tls {
 
+class SharedSessionCache;
+
 class ServerContext {
  public:
   // nullptr and *error on failure (message names the setting or identity at fault).
+  // `sessions`: the listener's session cache shared by all workers (see session_cache.h);
+  // null = this context's own (per worker) cache.
   static std::unique_ptr<ServerContext> create(const ServerTlsConfig& config,
                                                std::shared_ptr<const CertificateStore> store,
                                                std::shared_ptr<const TicketKeys> ticket_keys,
-                                               std::string* error);
+                                               std::string* error,
+                                               std::shared_ptr<SharedSessionCache> sessions = nullptr);
 
   // A fresh server-mode SSL (accept state), no BIOs attached. nullptr if OpenSSL is out of
   // memory.
@@ -70,6 +75,7 @@ class ServerContext {
 
   std::shared_ptr<const CertificateStore> store_;
   std::shared_ptr<const TicketKeys> ticket_keys_;
+  std::shared_ptr<SharedSessionCache> sessions_;
   std::vector<SslCtxPtr> contexts_;     // parallel to store_->identities()
   std::vector<unsigned char> alpn_;     // RFC 7301 wire format, server preference order
   std::vector<unsigned char> sid_ctx_;  // SSL_CTX_set_session_id_context value

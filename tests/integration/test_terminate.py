@@ -172,9 +172,22 @@ class ResumptionTest(TerminateTest):
         self.assertGreaterEqual(result["resumed"], result["handshakes"] - 1, result)  # all but the first
         self.stop_ringlb(lb)
 
+    def test_session_ids_resume_on_every_worker(self):
+        # curl resumes TLS 1.2 by session ID (it turns tickets off). Each worker has its own
+        # SSL_CTX, so a per-context cache resumed only when the connection reached the worker
+        # that made the session (half the time with 2 workers); the listener's cache is shared.
+        lb, _ = self.nginx_vip(workers=2)
+        url = f"https://www.example.test:{lb.port()}/id"
+        r = subprocess.run(["curl", "-sS", "--tlsv1.2", "--tls-max", "1.2", "--cacert", f"{test_pki()}/public-ca.pem",
+                            "--resolve", f"www.example.test:{lb.port()}:127.0.0.1", "-H", "Connection: close"] +
+                           [url] * 8, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        log = self.stop_ringlb(lb)
+        self.assertEqual([a.get("resumed") for a in access_lines(log)], ["0"] + ["1"] * 7)
+
     def test_without_tickets_the_bounded_session_cache_resumes_and_size_zero_does_not(self):
-        # One worker: the session cache is per worker (tickets are what cross workers).
-        cached, _ = self.nginx_vip(workers=1, tls=public_tls(session_tickets=False))
+        # Two workers: the session cache is shared by the listener's workers.
+        cached, _ = self.nginx_vip(workers=2, tls=public_tls(session_tickets=False))
         uncached, _ = self.nginx_vip(workers=1, tls=public_tls(session_tickets=False, session_cache_size=0))
         for version in ("1.2", "1.3"):  # 1.2: session IDs; 1.3: stateful tickets from the cache
             sess = os.path.join(cached.dir, f"cache-{version}")

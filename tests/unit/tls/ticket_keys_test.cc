@@ -8,6 +8,7 @@
 #include "tests/unit/tls/test_pki.h"
 #include "tls/certificate_store.h"
 #include "tls/server_context.h"
+#include "tls/session_cache.h"
 
 namespace ringlb::tls {
 namespace {
@@ -128,6 +129,47 @@ TEST_P(TicketResumptionTest, TicketFromOneContextResumesOnAnotherLoadedFromTheSa
   Connection second = connect(*worker2, GetParam(), first.session.get());
   ASSERT_TRUE(second.result.ok) << second.result.server_error;
   EXPECT_TRUE(second.resumed);
+}
+
+// Session IDs (tickets off): each worker has its own SSL_CTX; the listener's shared cache
+// (tls/session_cache.h) lets a session made on one resume on another, and only then.
+TEST_P(TicketResumptionTest, SessionIdsResumeAcrossContextsSharingACacheOnly) {
+  pki::TempDir dir;
+  ServerTlsConfig config;
+  config.session_tickets = false;
+  auto store = serverStore(dir, &config);
+  config.session_cache_size = 100;
+  std::string error;
+  auto shared = std::make_shared<SharedSessionCache>(100);
+  auto worker1 = ServerContext::create(config, store, nullptr, &error, shared);
+  auto worker2 = ServerContext::create(config, store, nullptr, &error, shared);
+  auto alone = ServerContext::create(config, store, nullptr, &error);
+  ASSERT_TRUE(worker1 && worker2 && alone) << error;
+  Connection first = connect(*worker1, GetParam(), nullptr);
+  ASSERT_TRUE(first.result.ok) << first.result.server_error;
+  ASSERT_FALSE(first.resumed);
+  EXPECT_GE(shared->size(), 1u);
+  Connection second = connect(*worker2, GetParam(), first.session.get());
+  ASSERT_TRUE(second.result.ok) << second.result.server_error;
+  EXPECT_TRUE(second.resumed);
+  Connection elsewhere = connect(*alone, GetParam(), first.session.get());
+  ASSERT_TRUE(elsewhere.result.ok) << elsewhere.result.server_error;
+  EXPECT_FALSE(elsewhere.resumed);
+}
+
+TEST(SharedSessionCacheTest, IsBoundedByItsCapacity) {
+  pki::TempDir dir;
+  ServerTlsConfig config;
+  config.session_tickets = false;
+  auto store = serverStore(dir, &config);
+  config.session_cache_size = 16;
+  std::string error;
+  auto shared = std::make_shared<SharedSessionCache>(16);  // one per shard
+  auto server = ServerContext::create(config, store, nullptr, &error, shared);
+  ASSERT_TRUE(server) << error;
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(connect(*server, TLS1_2_VERSION, nullptr).result.ok);
+  EXPECT_LE(shared->size(), 16u);
+  EXPECT_GE(shared->size(), 1u);
 }
 
 TEST_P(TicketResumptionTest, DifferentKeysDoNotResume) {
