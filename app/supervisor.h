@@ -48,11 +48,8 @@ class Supervisor final : public balancer::ControlHost {
   void stop();
   // An extra "listener @NAME ADDRESS" line for the ready file (the admin listener).
   void addReadyLine(std::string name, std::string address);
-  const std::string& configPath() const { return config_path_; }
   unsigned workerCount() const { return static_cast<unsigned>(workers_.size()); }
-  uint64_t generation() const { return generation_; }
   const std::vector<std::unique_ptr<balancer::Worker>>& workers() const { return workers_; }
-  std::chrono::system_clock::time_point started() const { return started_; }
 
  private:
   struct Built {

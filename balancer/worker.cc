@@ -172,7 +172,6 @@ void Worker::applyUpdates() {
     std::lock_guard lock(mailbox_mu_);
     updates.swap(mailbox_);
   }
-  if (!updates.empty()) spare_hello_.clear();  // client_hello_max may have changed
   for (GenerationUpdate& update : updates) {
     if (!generations_.empty()) {
       Generation& old = current();
@@ -181,6 +180,10 @@ void Worker::applyUpdates() {
     }
     uint64_t seed = 0x9e3779b97f4a7c15ull * (id_ + 1) + ++generation_seq_;
     generations_.push_back(std::make_unique<Generation>(std::move(update.runtime), std::move(update.tls), seed));
+    // Hello buffers go only to new connections, which start in the current generation.
+    hello_max_ = 0;
+    for (const ListenerConfig& l : current().runtime().config.listeners)
+      hello_max_ = std::max(hello_max_, l.client_hello_max);
     if (!stopping_) {
       updateSockets(std::move(update.sockets));
       startCheckers(current());
@@ -308,7 +311,6 @@ void Worker::maybeFreeGenerations() {
       ++i;
     }
   }
-  generations_held_.store(static_cast<uint32_t>(generations_.size()), std::memory_order_relaxed);
 }
 
 void Worker::armAccept(size_t i) {
@@ -463,11 +465,7 @@ void Worker::connectionClosed(ProxyConnection* conn, Generation* generation) {
 }
 
 HelloBuffer* Worker::acquireHelloBuffer() {
-  uint32_t max_hello = 0;
-  for (const auto& generation : generations_) {
-    for (const ListenerConfig& l : generation->runtime().config.listeners)
-      max_hello = std::max(max_hello, l.client_hello_max);
-  }
+  const uint32_t max_hello = hello_max_;
   while (!spare_hello_.empty()) {
     std::unique_ptr<HelloBuffer> b = std::move(spare_hello_.back());
     spare_hello_.pop_back();

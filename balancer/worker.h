@@ -131,8 +131,6 @@ class Worker final : public core::CompletionHandler, public core::TimerHandler {
   void join();
   // Thread-safe: switch to a new generation (see the comment at the top).
   void update(GenerationUpdate update);
-  // Thread-safe: how many generations this worker still holds (1 = only the current one).
-  uint32_t generationsHeld() const { return generations_held_.load(std::memory_order_relaxed); }
 
   // For connections (worker thread only).
   core::EventLoop& loop() { return loop_; }
@@ -174,7 +172,6 @@ class Worker final : public core::CompletionHandler, public core::TimerHandler {
   GenerationUpdate initial_;
   // The last one is current; older ones are retired and freed once unused.
   std::vector<std::unique_ptr<Generation>> generations_;
-  std::atomic<uint32_t> generations_held_{0};
   uint64_t generation_seq_ = 0;
   std::vector<ListenSocket> sockets_;   // slots are stable: the accept op names the index
   std::vector<bool> accept_armed_;
@@ -200,6 +197,7 @@ class Worker final : public core::CompletionHandler, public core::TimerHandler {
   // slowloris wave), the rest are freed.
   static constexpr size_t kMaxSpareHelloBuffers = 256;
   std::vector<std::unique_ptr<HelloBuffer>> spare_hello_;
+  uint32_t hello_max_ = 0;  // the current generation's largest client_hello_max
 
   WorkerStats stats_;
   std::thread thread_;
